@@ -1,0 +1,3 @@
+from agkit.cli.app import main
+
+main()

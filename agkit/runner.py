@@ -1,0 +1,708 @@
+"""Runners: `PipeRunner` drives one stage from stdin to stdout; `Chain` links stages in
+one process with feedback delivered before the next input record (DESIGN.md §3).
+
+PipeRunner rules (DESIGN.md §2):
+- Flush when all input already available has been consumed, and after every timer or
+  socket-driven record; under load, write in large batches.
+- Back-pressure: when stdout cannot keep up, stop reading stdin (never grow without
+  bound), but keep draining `--merge` FIFOs so a feedback loop cannot deadlock.
+- Feedback: with `feedback`, every record the stage itself emits is also written to
+  that FIFO, and the identical line is dropped when it comes back around on stdin.
+- EOF, SIGTERM and SIGINT end the stage after `stop()` and a full flush; a closed
+  stdout (`| head`) ends it quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import signal
+import stat
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from agkit.clock import Clock, EventClock
+from agkit.errors import AgkitError, InvalidRecord
+from agkit.exit_codes import ExitCode
+from agkit.records import Record, now_us, to_builtins
+from agkit.stage import Context, Out, Rec, Stage, Timer
+from agkit.stream import (
+    RAW_KEEP,
+    LineSplitter,
+    OnError,
+    Output,
+    decode_line,
+    encode_into,
+    is_broken_pipe,
+    is_pollable,
+    set_nonblocking,
+)
+
+READ_SIZE = 1 << 20
+HIGH_WATER = 4 << 20  # output backlog that pauses input
+LOW_WATER = 1 << 20  # backlog at which input resumes
+BATCH_BYTES = 1 << 20  # flush at least this often under sustained load
+REPORT_FIRST = 20  # bad lines reported one by one; after that, a count at the end
+FEEDBACK_MEMORY = 1 << 16  # own lines remembered while they travel around the loop
+
+
+def log(message: str) -> None:
+    """One line for people, on stderr."""
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _Stop(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def open_fifo_for_reading(path: str) -> int:
+    """Open (creating if needed) a FIFO for non-blocking reads that never sees EOF.
+
+    Keeping a write end open ourselves means the loop keeps working while the writer
+    (exec) starts, restarts or has not opened it yet."""
+    ensure_fifo(path)
+    rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if stat.S_ISFIFO(os.fstat(rfd).st_mode):
+        os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # held for the life of the process
+    return rfd
+
+
+def ensure_fifo(path: str) -> None:
+    if not os.path.exists(path):
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path, 0o600)
+
+
+async def open_fifo_for_writing(path: str) -> int:
+    """Open a FIFO for writing once a reader (the head stage) has it open."""
+    ensure_fifo(path)
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != 6:  # ENXIO: no reader yet
+                raise
+        await asyncio.sleep(0.05)
+
+
+class _Source:
+    """One input file descriptor (stdin or a merged FIFO) and its line state."""
+
+    def __init__(self, fd: int, name: str, primary: bool) -> None:
+        self.fd = fd
+        self.lines = LineSplitter(name)
+        self.primary = primary  # stdin: its EOF ends the stage
+        self.pollable = is_pollable(fd)
+        self.tty = os.isatty(fd)
+        if self.pollable and not self.tty:
+            set_nonblocking(fd, True)
+        self.eof = False
+        self.watching = False
+
+
+class PipeRunner:
+    """Drive one stage from stdin (plus merged FIFOs) to stdout."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        *,
+        on_error: OnError = OnError.SKIP,
+        merge: Iterable[str] = (),
+        feedback: str | None = None,
+        infd: int = 0,
+        outfd: int = 1,
+        clock: Clock | None = None,
+        read_input: bool | None = None,
+    ) -> None:
+        self.stage = stage
+        self.on_error = on_error
+        self.merge_paths = list(merge)
+        self.feedback_path = feedback
+        self.infd = infd
+        self.outfd = outfd
+        self.clock = clock or Clock()
+        self.read_input = stage.reads_input if read_input is None else read_input
+        self.bad_lines = 0
+        self.records_in = 0
+        self._own: dict[bytes, int] = {}  # feedback lines in flight -> count
+        self._fb: Output | None = None
+        self._fb_buf = bytearray()
+        self._stop_code: int | None = None
+        self._done: asyncio.Future[int] | None = None
+        self._sources: list[_Source] = []
+        self._paused = False
+        self._flush_scheduled = False
+
+    # -- entry point ---------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run to completion; returns the exit status."""
+        return asyncio.run(self.main())
+
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.out = Output(self.outfd)
+        self._done = loop.create_future()
+        self.ctx = Context(self.clock, self._emit_async, log)
+        for sig, code in ((signal.SIGTERM, ExitCode.OK), (signal.SIGINT, ExitCode.INTERRUPTED)):
+            loop.add_signal_handler(sig, self._request_stop, int(code))
+        tasks: list[asyncio.Task[Any]] = []
+        code = ExitCode.OK
+        try:
+            await self._call(self.stage.start(self.ctx))
+            self._flush()
+            if self.feedback_path:
+                tasks.append(loop.create_task(self._open_feedback(self.feedback_path)))
+            for timer in self.stage.timers():
+                tasks.append(loop.create_task(self._timer(timer)))
+            if self.read_input:
+                self._add_source(_Source(self.infd, "stdin", primary=True))
+            for path in self.merge_paths:
+                self._add_source(_Source(open_fifo_for_reading(path), path, primary=False))
+            source = self.stage.run(self.ctx)
+            if source is not None:
+                task = loop.create_task(_as_coro(source))
+                task.add_done_callback(self._source_done)
+                tasks.append(task)
+            elif not self.read_input:
+                self._finish(ExitCode.OK)
+            code = await self._done
+        except _Stop as stop:
+            code = stop.code
+        except AgkitError as exc:
+            log(f"agkit {self.stage.name}: {exc}")
+            code = exc.exit_code
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for src in self._sources:
+                self._unwatch(src)
+            code = await self._shutdown(code)
+        return int(code)
+
+    # -- input -----------------------------------------------------------------------
+
+    def _add_source(self, src: _Source) -> None:
+        self._sources.append(src)
+        self._watch(src)
+
+    def _watch(self, src: _Source) -> None:
+        if src.watching or src.eof:
+            return
+        src.watching = True
+        if src.pollable:
+            self.loop.add_reader(src.fd, self._on_readable, src)
+        else:  # a regular file is always ready: read it in slices between other work
+            self.loop.call_soon(self._on_readable, src)
+
+    def _unwatch(self, src: _Source) -> None:
+        if src.watching and src.pollable:
+            self.loop.remove_reader(src.fd)
+        src.watching = False
+
+    def _on_readable(self, src: _Source) -> None:
+        if not src.watching:
+            return
+        try:
+            self._read_available(src)
+        except _Stop as stop:
+            self._finish(stop.code)
+            return
+        except Exception as exc:  # a bug in a stage: end cleanly, report once
+            self._fail(exc)
+            return
+        if not src.pollable and src.watching and not src.eof:
+            self.loop.call_soon(self._on_readable, src)
+
+    def _read_available(self, src: _Source) -> None:
+        """Consume what is available now (bounded), then flush per the flush rule."""
+        budget = 8
+        while budget:
+            budget -= 1
+            try:
+                chunk = os.read(src.fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            if not chunk:
+                self._on_eof(src)
+                return
+            self._process_chunk(src, chunk)
+            if self._paused or not src.pollable or src.tty:
+                break
+        self._flush()
+
+    def _on_eof(self, src: _Source) -> None:
+        self._unwatch(src)
+        src.eof = True
+        last = src.lines.finish()
+        if last is not None:
+            self._process_lines(src, [last])
+        if src.primary:
+            self._finish(ExitCode.OK)
+        else:
+            self._flush()
+
+    def _process_chunk(self, src: _Source, chunk: bytes) -> None:
+        lines, dropped = src.lines.split(chunk)
+        if lines:
+            self._process_lines(src, lines)
+        if dropped:
+            src.lines.lineno += 1
+            self._bad(
+                src.lines.name,
+                src.lines.lineno,
+                b"",
+                f"line longer than {len(chunk)}+ bytes, discarded",
+            )
+
+    def _process_lines(self, src: _Source, lines: list[bytes]) -> None:
+        """The hot loop: decode, forward or hand to the stage."""
+        stage = self.stage
+        on_record = stage.on_record
+        consumes = stage.consumes
+        buf = self.out.buf
+        own = self._own
+        lineno = src.lines.lineno
+        name = src.lines.name
+        for line in lines:
+            lineno += 1
+            if not line or line.isspace():
+                continue
+            rec, reason = decode_line(line)
+            if rec is None:
+                src.lines.lineno = lineno
+                self._bad(name, lineno, line, reason or "bad record")
+                continue
+            self.records_in += 1
+            if own and line in own:  # our own event coming back around the feedback loop
+                n = own.pop(line)
+                if n > 1:
+                    own[line] = n - 1
+                continue
+            if consumes is not None and rec["type"] not in consumes:
+                buf += line
+                buf += b"\n"
+                continue
+            try:
+                result = on_record(rec)
+            except InvalidRecord as exc:
+                src.lines.lineno = lineno
+                self._bad(name, lineno, line, str(exc))
+                continue
+            if result:
+                for r in result:
+                    if r is rec:
+                        buf += line
+                        buf += b"\n"
+                    else:
+                        self._emit_new(r)
+            if len(buf) > BATCH_BYTES:
+                src.lines.lineno = lineno
+                self._flush()
+                buf = self.out.buf
+        src.lines.lineno = lineno
+
+    def _bad(self, name: str, lineno: int, raw: bytes, reason: str) -> None:
+        self.bad_lines += 1
+        where = f"{name} line {lineno}"
+        if self.on_error is OnError.FAIL:
+            raise _Stop(self._bad_input_stop(f"{where}: {reason}"))
+        if self.bad_lines <= REPORT_FIRST:
+            log(f"agkit {self.stage.name}: {where}: {reason} ({self.on_error.value}ped)")
+        if self.on_error is OnError.EMIT:
+            now = now_us()
+            text = raw[:RAW_KEEP].decode("utf-8", "replace")
+            self._emit_new(
+                {
+                    "type": "error",
+                    "ts_event": now,
+                    "ts_init": now,
+                    "line": lineno,
+                    "reason": reason,
+                    "raw": text,
+                    "source": self.stage.name,
+                }
+            )
+
+    def _bad_input_stop(self, message: str) -> int:
+        log(f"agkit {self.stage.name}: {message} (--on-error=fail)")
+        return int(ExitCode.BAD_INPUT)
+
+    # -- output ----------------------------------------------------------------------
+
+    def _emit_new(self, rec: Rec) -> None:
+        """A record the stage created: to stdout, and around the feedback loop."""
+        buf = self.out.buf
+        if self.feedback_path is None:
+            encode_into(rec, buf)
+            return
+        start = len(buf)
+        encode_into(rec, buf)
+        line = bytes(buf[start:])
+        self._fb_buf += line
+        key = line[:-1]
+        own = self._own
+        own[key] = own.get(key, 0) + 1
+        if len(own) > FEEDBACK_MEMORY:
+            del own[next(iter(own))]
+
+    def _emit_async(self, rec: Rec) -> None:
+        """ctx.emit: from a socket, timer or source loop; flushed promptly."""
+        self._emit_new(rec)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            done = self.out.try_flush()
+        except OSError as exc:
+            if is_broken_pipe(exc):
+                self._finish(-1)  # downstream is gone: end quietly
+                return
+            raise
+        if self._fb_buf and self._fb is not None:
+            self._fb.buf += self._fb_buf
+            self._fb_buf.clear()
+            self._flush_feedback()
+        if not done:
+            if not self._paused and self.out.backlog > HIGH_WATER:
+                self._pause_input()
+            self.loop.add_writer(self.out.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            done = self.out.try_flush()
+        except OSError as exc:
+            self.loop.remove_writer(self.out.fd)
+            if is_broken_pipe(exc):
+                self._finish(-1)
+                return
+            raise
+        if done:
+            self.loop.remove_writer(self.out.fd)
+        if self._paused and self.out.backlog < LOW_WATER:
+            self._resume_input()
+
+    def _pause_input(self) -> None:
+        self._paused = True
+        for src in self._sources:
+            if src.primary:  # merged FIFOs keep draining: the feedback loop must not stall
+                self._unwatch(src)
+
+    def _resume_input(self) -> None:
+        self._paused = False
+        for src in self._sources:
+            self._watch(src)
+
+    def _flush_feedback(self) -> None:
+        fb = self._fb
+        if fb is None:
+            return
+        try:
+            done = fb.try_flush()
+        except OSError as exc:
+            if is_broken_pipe(exc):
+                log(f"agkit {self.stage.name}: the feedback reader went away; feedback stopped")
+                self._fb = None
+                self.feedback_path = None
+                self._own.clear()
+                return
+            raise
+        if not done:
+            self.loop.call_later(0.001, self._flush_feedback)
+
+    async def _open_feedback(self, path: str) -> None:
+        fd = await open_fifo_for_writing(path)
+        self._fb = Output(fd)
+        if self._fb_buf:
+            self._fb.buf += self._fb_buf
+            self._fb_buf.clear()
+            self._flush_feedback()
+
+    # -- timers, sources, stopping -------------------------------------------------------
+
+    async def _timer(self, timer: Timer) -> None:
+        interval = timer.interval_us / 1e6
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                out = timer.fn()
+                if out:
+                    for r in out:
+                        self._emit_new(r)
+                self._flush()
+            except Exception as exc:
+                self._fail(exc)
+                return
+
+    def _source_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            if not self.read_input:
+                self._finish(ExitCode.OK)
+        else:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, _Stop):
+            self._finish(exc.code)
+        elif isinstance(exc, AgkitError):
+            log(f"agkit {self.stage.name}: {exc}")
+            self._finish(int(exc.exit_code))
+        elif is_broken_pipe(exc):
+            self._finish(-1)
+        else:
+            log(f"agkit {self.stage.name}: internal error: {type(exc).__name__}: {exc}")
+            if os.environ.get("AGKIT_TRACEBACK"):
+                import traceback
+
+                traceback.print_exception(exc)
+            self._finish(int(ExitCode.ERROR))
+
+    def _request_stop(self, code: int) -> None:
+        self._finish(code)
+
+    def _finish(self, code: int) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(code)
+
+    async def _shutdown(self, code: int) -> int:
+        """stop(), then flush everything; a closed stdout (code -1) ends quietly with 0."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.remove_signal_handler(sig)
+        try:
+            out = await self._call(self.stage.stop())
+            del out
+        except Exception as exc:
+            log(f"agkit {self.stage.name}: while stopping: {type(exc).__name__}: {exc}")
+            if code == ExitCode.OK:
+                code = int(getattr(exc, "exit_code", ExitCode.ERROR))
+        with contextlib.suppress(ValueError, OSError):
+            self.loop.remove_writer(self.out.fd)
+        if code != -1:
+            try:
+                self.out.flush_blocking()
+            except OSError as exc:
+                if not is_broken_pipe(exc):
+                    raise
+                code = -1
+        if self._fb is not None:
+            self._fb.buf += self._fb_buf
+            try:
+                self._fb.flush_blocking()
+                os.close(self._fb.fd)
+            except OSError:
+                pass
+        self.out.restore()
+        if self.bad_lines > REPORT_FIRST:
+            log(
+                f"agkit {self.stage.name}: {self.bad_lines} bad input lines in all ({self.on_error.value}ped)"
+            )
+        if code == -1:
+            _silence_stdout(self.outfd)
+            return int(ExitCode.OK)
+        return code
+
+    async def _call(self, result: Out | Awaitable[Out]) -> None:
+        """Run a start/stop hook, which may be async, and emit what it returns."""
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            for r in result:
+                self._emit_new(r)
+
+
+def _as_coro(aw: Awaitable[None]) -> Any:
+    async def wrap() -> None:
+        await aw
+
+    return wrap()
+
+
+def _silence_stdout(fd: int) -> None:
+    """After EPIPE: point stdout at /dev/null so interpreter shutdown cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+class Chain(Stage):
+    """Several stages in one process: each stage's output is the next one's input.
+
+    Records emitted by stage `feedback_from` (exec) are delivered back to the first
+    stage before the next input record, so strategy and risk see fills in order; the
+    feedback stage drops its own records when they come around (by identity).
+    Timers fire on the chain's clock (event time under an EventClock), so a run is
+    deterministic. A Chain is itself a Stage, so `PipeRunner(Chain(...))` is `agkit run`.
+    """
+
+    name = "run"
+
+    def __init__(
+        self, stages: list[Stage], feedback_from: int | None = None, clock: Clock | None = None
+    ):
+        if not stages:
+            raise ValueError("a chain needs at least one stage")
+        self.stages = stages
+        self.feedback_from = feedback_from
+        self.clock = clock or EventClock()
+        self.reads_input = stages[0].reads_input  # type: ignore[misc]
+        self._own: dict[int, dict[str, Any]] = {}  # feedback records in flight, kept alive by id
+        self._pending: deque[dict[str, Any]] = deque()
+        self._timers: list[tuple[int, int, Timer]] = []  # (due, stage index, timer)
+        self._out: list[Rec] = []
+
+    # Stage interface ----------------------------------------------------------------
+
+    def start(self, ctx: Context) -> Out:
+        self.ctx = ctx
+        out: list[Rec] = []
+        for i, stage in enumerate(self.stages):
+            res = stage.start(Context(self.clock, self._emitter(i), ctx.log))
+            if inspect.isawaitable(res):
+                raise TypeError(f"stage {stage.name} has an async start; it cannot run in a chain")
+            out += self._emitted(i, res)
+            now = self.clock.now_us()
+            self._timers += [(now + t.interval_us, i, t) for t in stage.timers()]
+        return out
+
+    def on_record(self, rec: dict[str, Any]) -> Out:
+        ts = rec.get("ts_event")
+        out: list[Rec] = []
+        if type(ts) is int:
+            if self._timers:
+                out = self._fire_timers(ts)
+            if isinstance(self.clock, EventClock):
+                self.clock.advance(ts)
+        out += self._through(0, [rec])
+        if self._pending:
+            out += self._drain_feedback()
+        return out
+
+    def run(self, ctx: Context) -> Awaitable[None] | None:
+        return self.stages[0].run(ctx)
+
+    def stop(self) -> Out:
+        out: list[Rec] = []
+        for i, stage in enumerate(self.stages):
+            res = stage.stop()
+            if inspect.isawaitable(res):
+                raise TypeError(f"stage {stage.name} has an async stop; it cannot run in a chain")
+            out += self._emitted(i, res)
+        return out
+
+    def process(self, records: Iterable[dict[str, Any]]) -> Iterable[Rec]:
+        """Push a whole stream through the chain, start and stop included."""
+        yield from self.start(Context(self.clock, self._out.append, log)) or ()
+        for rec in records:
+            yield from self.on_record(rec) or ()
+            if self._out:
+                yield from self._take_out()
+        yield from self.stop() or ()
+        yield from self._take_out()
+
+    # internals ------------------------------------------------------------------------
+
+    def _take_out(self) -> list[Rec]:
+        out, self._out = self._out, []
+        return out
+
+    def _emitter(self, index: int) -> Callable[[Rec], None]:
+        def emit(rec: Rec) -> None:
+            for r in self._emitted(index, (rec,)):
+                self.ctx.emit(r)
+
+        return emit
+
+    def _emitted(self, index: int, res: Out) -> list[Rec]:
+        """Records stage `index` created outside on_record: on through the rest, and around."""
+        if not res:
+            return []
+        recs = [r if type(r) is dict else to_builtins(r) for r in res]  # type: ignore[arg-type]
+        if index == self.feedback_from:
+            for d in recs:
+                self._own[id(d)] = d
+                self._pending.append(d)
+        return self._through(index + 1, recs) + self._drain_feedback()
+
+    def _through(self, start: int, recs: list[dict[str, Any]]) -> list[Rec]:
+        stages = self.stages
+        fb = self.feedback_from
+        own = self._own
+        for i in range(start, len(stages)):
+            if not recs:
+                return []
+            stage = stages[i]
+            consumes = stage.consumes
+            nxt: list[dict[str, Any]] = []
+            for rec in recs:
+                if i == fb and own and own.pop(id(rec), None) is rec:
+                    continue  # our own record, back around the loop
+                if consumes is not None and rec["type"] not in consumes:
+                    nxt.append(rec)
+                    continue
+                res = stage.on_record(rec)
+                if not res:
+                    continue
+                for r in res:
+                    if r is rec:
+                        nxt.append(rec)
+                        continue
+                    d = r if type(r) is dict else to_builtins(r)  # type: ignore[arg-type]
+                    if i == fb:
+                        own[id(d)] = d
+                        self._pending.append(d)
+                    nxt.append(d)
+            recs = nxt
+        return list(recs)
+
+    def _drain_feedback(self) -> list[Rec]:
+        out: list[Rec] = []
+        pending = self._pending
+        while pending:
+            out += self._through(0, [pending.popleft()])
+        self._own.clear()  # whatever did not come back was consumed on the way
+        return out
+
+    def _fire_timers(self, until: int) -> list[Rec]:
+        out: list[Rec] = []
+        while True:
+            due, index, timer = min(self._timers, key=lambda t: (t[0], t[1]))
+            if due > until:
+                return out
+            self._timers.remove((due, index, timer))
+            self._timers.append((due + timer.interval_us, index, timer))
+            if isinstance(self.clock, EventClock):
+                self.clock.advance(due)
+            out += self._emitted(index, timer.fn())
+
+
+def run_stage(stage: Stage, **kwargs: Any) -> int:
+    """Run a stage under PipeRunner on this process's stdin/stdout."""
+    return PipeRunner(stage, **kwargs).run()
+
+
+__all__ = ["Chain", "PipeRunner", "Record", "run_stage"]

@@ -1,0 +1,46 @@
+"""Running agkit as a real subprocess from the tests (the working tree's code)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def agkit_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agkit", *args]
+
+
+def agkit_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("AGKIT_ON_ERROR", None)
+    env.setdefault("AGKIT_CONFIG", "/nonexistent/agkit-config.yaml")  # no user config in tests
+    env.update(extra)
+    return env
+
+
+def run_agkit(*args: str, input: bytes = b"", timeout: float = 60, **env: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        agkit_argv(*args), input=input, capture_output=True, timeout=timeout, env=agkit_env(**env), cwd=ROOT
+    )
+
+
+def popen_agkit(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    kwargs.setdefault("env", agkit_env())
+    kwargs.setdefault("cwd", ROOT)
+    return subprocess.Popen(agkit_argv(*args), **kwargs)
+
+
+def ndjson(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+def parse_ndjson(data: bytes) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in data.splitlines() if line.strip()]
