@@ -144,6 +144,14 @@ class OrderCanceled(Record, frozen=True, kw_only=True, tag="order_canceled"):
     reason: str | None = None
 
 
+class CancelRejected(Record, frozen=True, kw_only=True, tag="cancel_rejected"):
+    """A cancel_order (or part of a cancel_all) the OMS or the venue refused."""
+
+    id: str
+    reason: str
+    venue_order_id: str | None = None
+
+
 class OrderExpired(Record, frozen=True, kw_only=True, tag="order_expired"):
     id: str
     venue_order_id: str | None = None
@@ -212,6 +220,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         OrderAccepted,
         OrderRejected,
         OrderCanceled,
+        CancelRejected,
         OrderExpired,
         OrderFilled,
         Position,
