@@ -1,0 +1,1 @@
+"""Live venues (the network edge of `agkit exec`)."""
