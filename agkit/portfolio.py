@@ -17,7 +17,7 @@ def taker_fee(size: float, price: float, rate: float, exponent: float = 1.0) -> 
     """Polymarket's taker fee in USDC for a fill: shares × rate × (p(1−p))^exponent.
 
     Makers pay none. `rate` and `exponent` come from the market's fee parameters."""
-    return size * rate * (price * (1.0 - price)) ** exponent
+    return float(size * rate * (price * (1.0 - price)) ** exponent)
 
 
 @dataclass

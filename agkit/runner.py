@@ -25,6 +25,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
+
 from agkit.clock import Clock, EventClock
 from agkit.errors import AgkitError, InvalidRecord
 from agkit.exit_codes import ExitCode
@@ -47,7 +49,11 @@ HIGH_WATER = 4 << 20  # output backlog that pauses input
 LOW_WATER = 1 << 20  # backlog at which input resumes
 BATCH_BYTES = 1 << 20  # flush at least this often under sustained load
 REPORT_FIRST = 20  # bad lines reported one by one; after that, a count at the end
-FEEDBACK_MEMORY = 1 << 16  # own lines remembered while they travel around the loop
+_OUTCOME = {
+    OnError.SKIP: "skipped",
+    OnError.EMIT: "forwarded as an error record",
+    OnError.FAIL: "stopped",
+}
 
 
 def log(message: str) -> None:
@@ -127,14 +133,15 @@ class PipeRunner:
         self.stage = stage
         self.on_error = on_error
         self.merge_paths = list(merge)
-        self.feedback_path = feedback
+        self.feedback_path = feedback  # records tagged with it are ours: dropped on input
         self.infd = infd
         self.outfd = outfd
         self.clock = clock or Clock()
         self.read_input = stage.reads_input if read_input is None else read_input
         self.bad_lines = 0
         self.records_in = 0
-        self._own: dict[bytes, int] = {}  # feedback lines in flight -> count
+        # Our records travel the loop with this tag, so we know them when they come back.
+        self._fb_tag = orjson.dumps(feedback) if feedback else b""
         self._fb: Output | None = None
         self._fb_buf = bytearray()
         self._stop_code: int | None = None
@@ -155,10 +162,10 @@ class PipeRunner:
         self.out = Output(self.outfd)
         self._done = loop.create_future()
         self.ctx = Context(self.clock, self._emit_async, log)
-        for sig, code in ((signal.SIGTERM, ExitCode.OK), (signal.SIGINT, ExitCode.INTERRUPTED)):
-            loop.add_signal_handler(sig, self._request_stop, int(code))
+        loop.add_signal_handler(signal.SIGTERM, self._request_stop, int(ExitCode.OK))
+        loop.add_signal_handler(signal.SIGINT, self._request_stop, int(ExitCode.INTERRUPTED))
         tasks: list[asyncio.Task[Any]] = []
-        code = ExitCode.OK
+        code = int(ExitCode.OK)
         try:
             await self._call(self.stage.start(self.ctx))
             self._flush()
@@ -277,7 +284,7 @@ class PipeRunner:
         on_record = stage.on_record
         consumes = stage.consumes
         buf = self.out.buf
-        own = self._own
+        fb_tag = self.feedback_path
         lineno = src.lines.lineno
         name = src.lines.name
         for line in lines:
@@ -290,11 +297,8 @@ class PipeRunner:
                 self._bad(name, lineno, line, reason or "bad record")
                 continue
             self.records_in += 1
-            if own and line in own:  # our own event coming back around the feedback loop
-                n = own.pop(line)
-                if n > 1:
-                    own[line] = n - 1
-                continue
+            if fb_tag is not None and "_fb" in rec and rec["_fb"] == fb_tag:
+                continue  # our own record, back around the feedback loop: already sent on
             if consumes is not None and rec["type"] not in consumes:
                 buf += line
                 buf += b"\n"
@@ -324,7 +328,7 @@ class PipeRunner:
         if self.on_error is OnError.FAIL:
             raise _Stop(self._bad_input_stop(f"{where}: {reason}"))
         if self.bad_lines <= REPORT_FIRST:
-            log(f"agkit {self.stage.name}: {where}: {reason} ({self.on_error.value}ped)")
+            log(f"agkit {self.stage.name}: {where}: {reason} ({_OUTCOME[self.on_error]})")
         if self.on_error is OnError.EMIT:
             now = now_us()
             text = raw[:RAW_KEEP].decode("utf-8", "replace")
@@ -349,18 +353,11 @@ class PipeRunner:
     def _emit_new(self, rec: Rec) -> None:
         """A record the stage created: to stdout, and around the feedback loop."""
         buf = self.out.buf
-        if self.feedback_path is None:
-            encode_into(rec, buf)
-            return
         start = len(buf)
         encode_into(rec, buf)
-        line = bytes(buf[start:])
-        self._fb_buf += line
-        key = line[:-1]
-        own = self._own
-        own[key] = own.get(key, 0) + 1
-        if len(own) > FEEDBACK_MEMORY:
-            del own[next(iter(own))]
+        if self._fb_tag:
+            # the loop's copy carries {"_fb": PATH}, so we know it when it comes back
+            self._fb_buf += b'{"_fb":' + self._fb_tag + b"," + buf[start + 1 :]
 
     def _emit_async(self, rec: Rec) -> None:
         """ctx.emit: from a socket, timer or source loop; flushed promptly."""
@@ -422,8 +419,7 @@ class PipeRunner:
             if is_broken_pipe(exc):
                 log(f"agkit {self.stage.name}: the feedback reader went away; feedback stopped")
                 self._fb = None
-                self.feedback_path = None
-                self._own.clear()
+                self._fb_tag = b""  # lines already sent may still come around: keep feedback_path
                 return
             raise
         if not done:
@@ -491,8 +487,7 @@ class PipeRunner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.remove_signal_handler(sig)
         try:
-            out = await self._call(self.stage.stop())
-            del out
+            await self._call(self.stage.stop())
         except Exception as exc:
             log(f"agkit {self.stage.name}: while stopping: {type(exc).__name__}: {exc}")
             if code == ExitCode.OK:
@@ -516,7 +511,7 @@ class PipeRunner:
         self.out.restore()
         if self.bad_lines > REPORT_FIRST:
             log(
-                f"agkit {self.stage.name}: {self.bad_lines} bad input lines in all ({self.on_error.value}ped)"
+                f"agkit {self.stage.name}: {self.bad_lines} bad input lines in all ({_OUTCOME[self.on_error]})"
             )
         if code == -1:
             _silence_stdout(self.outfd)

@@ -1,0 +1,190 @@
+"""PipeRunner and Chain: feedback loops, merge, flush rule, back-pressure, in real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agkit.clock import EventClock
+from agkit.runner import Chain
+from agkit.stage import Out, Stage, Timer
+from tests.helpers import ROOT, agkit_argv, agkit_env, ndjson, parse_ndjson
+from tests.pipe_stages import Exec, Strategy
+
+
+def _stage(name: str, *args: str, **kw: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.pipe_stages", name, *args], env=agkit_env(), cwd=ROOT, **kw
+    )
+
+
+def ticks(n: int) -> list[dict[str, Any]]:
+    return [{"type": "tick", "ts_event": i, "ts_init": i} for i in range(1, n + 1)]
+
+
+def test_feedback_loop_through_fifo_delivers_fills_once(tmp_path: Path) -> None:
+    fifo = str(tmp_path / "fb")
+    n = 2000
+    head = subprocess.Popen(
+        [*agkit_argv("pass", "--merge", fifo)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT
+    )
+    strat = _stage("strategy", stdin=head.stdout, stdout=subprocess.PIPE)
+    exe = _stage("exec", "--feedback", fifo, stdin=strat.stdout, stdout=subprocess.PIPE)
+    assert head.stdin and exe.stdout
+    head.stdin.write(ndjson(ticks(n)))
+    head.stdin.flush()
+    out: list[dict[str, Any]] = []
+    while sum(r["type"] == "order_filled" for r in out) < n:  # every fill reached the end of the pipe
+        line = exe.stdout.readline()
+        assert line, "pipe ended early"
+        out.append(orjson.loads(line))
+    time.sleep(0.5)  # let the last fills come around to the strategy
+    head.stdin.close()
+    rest, _ = exe.communicate(timeout=60)
+    out += parse_ndjson(rest)
+    for p in (head, strat):
+        assert p.wait(timeout=30) == 0
+    assert exe.returncode == 0
+    fills = [r for r in out if r["type"] == "order_filled"]
+    assert len(fills) == n  # exec did not repeat its own events when they came around
+    assert len({f["id"] for f in fills}) == n
+    assert sum(r["type"] == "order_accepted" for r in out) == n
+    seen = [r for r in out if r.get("name") == "fills_seen"]
+    assert seen and seen[0]["value"] == n  # every fill reached the strategy
+    ticks_out = [r["ts_event"] for r in out if r["type"] == "tick"]
+    assert ticks_out == list(range(1, n + 1))  # order kept
+
+
+def test_feedback_loop_with_slow_consumer_does_not_deadlock(tmp_path: Path) -> None:
+    """Heavy feedback traffic while the last reader is slow: everything still arrives."""
+    fifo = str(tmp_path / "fb")
+    n = 60_000
+    data = tmp_path / "in.ndjson"
+    data.write_bytes(ndjson(ticks(n)))
+    with open(data, "rb") as src:
+        head = subprocess.Popen(
+            [*agkit_argv("pass", "--merge", fifo)], stdin=src, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT
+        )
+    strat = _stage("strategy", stdin=head.stdout, stdout=subprocess.PIPE)
+    exe = _stage("exec", "--feedback", fifo, stdin=strat.stdout, stdout=subprocess.PIPE)
+    assert exe.stdout
+    got = 0
+    chunks = []
+    while True:
+        chunk = exe.stdout.read(4096)  # a deliberately slow reader
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += 1
+        if got % 50 == 0:
+            time.sleep(0.001)
+    assert exe.wait(timeout=120) == 0
+    out = parse_ndjson(b"".join(chunks))
+    assert sum(r["type"] == "order_filled" for r in out) == n
+
+
+def test_source_with_timer_flushes_each_record() -> None:
+    proc = _stage("ticker", "5", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert [r["type"] for r in parse_ndjson(out)] == ["heartbeat"] * 5
+
+
+def test_idle_input_is_flushed_without_eof() -> None:
+    proc = subprocess.Popen(agkit_argv("pass"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+    assert proc.stdin and proc.stdout
+    for i in range(3):
+        line = b'{"type":"x","ts_event":%d,"ts_init":0}\n' % i
+        proc.stdin.write(line)
+        proc.stdin.flush()
+        assert proc.stdout.readline() == line  # arrives while stdin stays open
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+
+
+def test_last_line_without_newline_is_processed() -> None:
+    proc = subprocess.run(agkit_argv("pass"), input=b'{"type":"a"}\n{"type":"b"}', capture_output=True, env=agkit_env(), cwd=ROOT)
+    assert proc.stdout == b'{"type":"a"}\n{"type":"b"}\n'
+
+
+def test_giant_line_is_reported_and_dropped(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.write(b'{"type":"a"}\n')
+        f.write(b'{"type":"huge","x":"' + b"y" * (17 * 1024 * 1024) + b'"}\n')
+        f.write(b'{"type":"b"}\n')
+    with open(big, "rb") as f:
+        proc = subprocess.run(agkit_argv("pass"), stdin=f, capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout == b'{"type":"a"}\n{"type":"b"}\n'
+    assert b"line 2" in proc.stderr and b"longer than" in proc.stderr
+
+
+def test_many_bad_lines_are_summarised(tmp_path: Path) -> None:
+    data = b"".join(b"bad %d\n" % i for i in range(100)) + b'{"type":"ok"}\n'
+    proc = subprocess.run(agkit_argv("pass"), input=data, capture_output=True, env=agkit_env(), cwd=ROOT)
+    assert proc.stdout == b'{"type":"ok"}\n'
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 21 and "100 bad input lines" in lines[-1]
+
+
+# ---- Chain (in process) ---------------------------------------------------------------
+
+
+def test_chain_delivers_feedback_before_next_record() -> None:
+    strategy, exe = Strategy(), Exec()
+    seen_by_strategy: list[str] = []
+    orig = strategy.on_record
+
+    def spy(rec: dict[str, Any]) -> Out:
+        seen_by_strategy.append(rec["type"])
+        return orig(rec)
+
+    strategy.on_record = spy  # type: ignore[method-assign]
+    chain = Chain([strategy, exe], feedback_from=1, clock=EventClock())
+    out = list(chain.process(ticks(3)))
+    # each tick's fill reaches the strategy before the next tick
+    assert seen_by_strategy == ["tick", "order_filled", "tick", "order_filled", "tick", "order_filled"]
+    types = [r["type"] for r in out if isinstance(r, dict)]  # type: ignore[index]
+    assert types.count("order_filled") == 3  # not repeated when it came around
+    assert types[:3] == ["tick", "order_accepted", "order_filled"]
+    assert strategy.fills == 3
+
+
+def test_chain_timers_follow_event_time() -> None:
+    fired: list[int] = []
+
+    class Timed(Stage):
+        name = "timed"
+        consumes = frozenset()
+
+        def timers(self) -> list[Timer]:
+            return [Timer(10, lambda: fired.append(self.ctx.clock.now_us()) or None)]
+
+    clock = EventClock(0)
+    chain = Chain([Timed()], clock=clock)
+    list(chain.process([{"type": "x", "ts_event": t, "ts_init": 0} for t in (5, 25, 26, 41)]))
+    assert fired == [10, 20, 30, 40]
+
+
+def test_chain_is_deterministic() -> None:
+    def run() -> bytes:
+        chain = Chain([Strategy(), Exec()], feedback_from=1)
+        return ndjson([r for r in chain.process(ticks(50)) if isinstance(r, dict)])  # type: ignore[misc]
+
+    assert run() == run()
+
+
+def test_stdout_closed_early_exits_zero_without_noise() -> None:
+    r, w = os.pipe()
+    os.close(r)
+    proc = subprocess.run(agkit_argv("pass"), input=b'{"type":"x"}\n' * 10, stdout=w, stderr=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+    os.close(w)
+    assert proc.returncode == 0
+    assert proc.stderr == b""
