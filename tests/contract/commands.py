@@ -19,6 +19,7 @@ class Spec:
 
 STAGES: dict[str, Spec] = {
     "pass": Spec(("pass",)),
+    "exec": Spec(("exec",)),
 }
 
 # Every command of the CLI (for --help and man page checks), including non-stages.
@@ -26,4 +27,5 @@ COMMANDS: list[tuple[str, ...]] = [
     ("schema",),
     ("validate",),
     ("pass",),
+    ("exec",),
 ]

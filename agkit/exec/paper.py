@@ -1,0 +1,424 @@
+"""The paper venue: a matching simulator that does not flatter.
+
+It matches orders against the `book` and `trade` records flowing through `agkit exec`,
+in event time (the records' `ts_event`), deterministically for a given seed:
+
+* **Latency.** An order reaches the venue `latency_us` (+ a seeded jitter) after its
+  submit_order's ts_event, a cancel `cancel_latency_us` after its cancel_order (never
+  before the order it cancels). Until then nothing happens to it; market records with
+  an earlier ts_event go by without it.
+* **Validation** as the venue does it, with its wording: price on the tick and inside
+  [tick, 1 − tick], size ≥ the market's min_size, at most 2 decimals of size.
+* **Marketable orders** walk the opposite side of the latest book level by level, best
+  first, up to their limit (partial fills at each level's price). Size taken by our
+  own earlier orders is not available again until the next book. FOK fills entirely
+  or is rejected; FAK fills what it can and the rest is canceled; GTC/GTD rest the
+  remainder. A post-only order that would cross is rejected.
+* **Resting orders** join the queue behind the size displayed at their price on their
+  side of the book (and behind our own earlier orders there). They fill (as makers)
+  only when
+  - a trade at their price, aggressor on the other side, is larger than the queue
+    still ahead of them (the queue shrinks by each such trade), or
+  - a trade prints *through* their price (a sell below our bid): the level was swept,
+    they fill up to that trade's size, or
+  - a book shows the other side at or through their price: they fill up to the size
+    displayed there, at their own price.
+  A book showing less size at their level than the queue ahead means orders ahead
+  were canceled: the queue ahead shrinks to the displayed size.
+* **Fees**: takers pay `agkit.portfolio.taker_fee(shares, price, rate, exponent)`
+  (Polymarket: shares × rate × (p(1−p))^exponent), rounded to 6 decimals (USDC units);
+  makers pay nothing.
+* GTD orders expire at `expire_at` (event time); `market_resolved` cancels the open
+  orders of that market.
+
+Sizes are exact Decimals in lots of 0.01 share; queue arithmetic uses floats.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from agkit.exec.venue import (
+    Accepted,
+    Canceled,
+    CancelRejected,
+    Expired,
+    Filled,
+    OpenOrder,
+    OrderRequest,
+    Rejected,
+    Venue,
+    to_decimal,
+)
+from agkit.portfolio import taker_fee
+
+LOT = Decimal("0.01")
+_ZERO = Decimal(0)
+
+# heap entry kinds
+_ARRIVE, _CANCEL, _EXPIRE = 0, 1, 2
+
+
+def lots(x: float) -> Decimal:
+    """Whole lots of 0.01 share in x (rounded down), as an exact Decimal."""
+    if x <= 0:
+        return _ZERO
+    return Decimal(math.floor(x * 100 + 1e-7)).scaleb(-2)
+
+
+class PaperOrder:
+    """An order inside the paper venue."""
+
+    __slots__ = (
+        "ahead",
+        "asset",
+        "buy",
+        "canceled",
+        "id",
+        "live",
+        "market",
+        "price",
+        "remaining",
+        "request",
+        "seq",
+        "venue_order_id",
+    )
+
+    def __init__(self, request: OrderRequest, seq: int, venue_order_id: str) -> None:
+        self.request = request
+        self.id = request.id
+        self.asset = request.asset
+        self.market = request.market
+        self.buy = request.side == "buy"
+        self.price = float(request.price)
+        self.remaining = request.size
+        self.seq = seq
+        self.venue_order_id = venue_order_id
+        self.ahead = 0.0  # market size queued ahead of us at our price
+        self.live = False  # arrived and resting
+        self.canceled = False  # a cancel is on its way (or done)
+
+
+class PaperVenue(Venue):
+    """Fills against the book and trade records flowing through exec (see module doc)."""
+
+    name = "paper"
+    live = False
+
+    def __init__(
+        self,
+        *,
+        latency_us: int = 0,
+        cancel_latency_us: int | None = None,
+        jitter_us: int = 0,
+        fee_rate: float = 0.0,
+        fee_exponent: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        if latency_us < 0 or jitter_us < 0 or (cancel_latency_us or 0) < 0:
+            raise ValueError("latencies must not be negative")
+        self.latency_us = latency_us
+        self.cancel_latency_us = latency_us if cancel_latency_us is None else cancel_latency_us
+        self.jitter_us = jitter_us
+        self.fee_rate = fee_rate
+        self.fee_exponent = fee_exponent
+        self.rng = random.Random(seed)
+        self.books: dict[str, dict[str, Any]] = {}  # asset -> latest book record
+        self.ticks: dict[str, Decimal] = {}  # asset -> tick size (from book / tick_size_changed)
+        self._tick_f: dict[str, float] = {}  # the float behind ticks[asset]
+        self.min_sizes: dict[str, float] = {}
+        self.consumed: dict[str, dict[float, float]] = {}  # asset -> price -> taken by us
+        self.orders: dict[str, PaperOrder] = {}  # not yet done (pending or resting)
+        self.resting: dict[str, list[PaperOrder]] = {}  # asset -> live orders, by seq
+        self.heap: list[tuple[int, int, int, str]] = []  # (due, seq, kind, order id)
+        self.now = 0
+        self._seq = 0
+        self._trades = 0
+
+    # --- interface ------------------------------------------------------------------------
+
+    def submit(self, order: OrderRequest) -> None:
+        self._seq += 1
+        voi = f"0x{self.rng.getrandbits(256):064x}"
+        po = PaperOrder(order, self._seq, voi)
+        self.orders[order.id] = po
+        delay = self.latency_us + (self.rng.randint(0, self.jitter_us) if self.jitter_us else 0)
+        t = max(order.ts_event, self.now)
+        if delay == 0:
+            self._arrive(po, t)
+        else:
+            heapq.heappush(self.heap, (t + delay, po.seq, _ARRIVE, order.id))
+
+    def cancel(self, order: OpenOrder) -> None:
+        oid = order.request.id
+        po = self.orders.get(oid)
+        t = self.now
+        if po is None:  # done meanwhile (filled): the venue no longer knows it
+            self.report(CancelRejected(oid, "order already done", t))
+            return
+        if self.cancel_latency_us == 0 and po.live:
+            self._cancel_now(po, t)
+            return
+        self._seq += 1
+        heapq.heappush(self.heap, (t + self.cancel_latency_us, self._seq, _CANCEL, oid))
+
+    def cancel_many(self, orders: Sequence[OpenOrder]) -> None:
+        for order in orders:
+            self.cancel(order)
+
+    def advance(self, ts_us: int) -> None:
+        heap = self.heap
+        while heap and heap[0][0] <= ts_us:
+            due, _, kind, oid = heapq.heappop(heap)
+            if due > self.now:
+                self.now = due
+            po = self.orders.get(oid)
+            if po is None:
+                if kind == _CANCEL:
+                    self.report(CancelRejected(oid, "order already done", due))
+                continue
+            if kind == _ARRIVE:
+                self._arrive(po, due)
+            elif kind == _CANCEL:
+                if po.live:
+                    self._cancel_now(po, due)
+                else:  # the order itself is still in flight: the cancel waits for it
+                    self._seq += 1
+                    arrive = next(d for d, _, k, o in heap if k == _ARRIVE and o == oid)
+                    heapq.heappush(heap, (max(arrive, due), self._seq, _CANCEL, oid))
+            elif po.live:  # _EXPIRE
+                self._remove(po)
+                self.report(Expired(oid, due, "GTD order reached expire_at"))
+        if ts_us > self.now:
+            self.now = ts_us
+
+    def on_market(self, rec: dict[str, Any]) -> None:
+        rtype = rec["type"]
+        if rtype == "book":
+            self._on_book(rec)
+        elif rtype == "trade":
+            self._on_trade(rec)
+        elif rtype == "tick_size_changed":
+            asset, tick = rec.get("asset"), rec.get("new_tick_size")
+            if isinstance(asset, str) and isinstance(tick, int | float):
+                self._tick_f[asset] = tick
+                self.ticks[asset] = to_decimal(tick)
+        elif rtype == "market_resolved":
+            market = rec.get("market")
+            for po in [p for p in self.orders.values() if p.market == market]:
+                self._remove(po)
+                self.report(Canceled(po.id, self.now, "market resolved"))
+
+    # --- arrival: validation, crossing, resting ---------------------------------------------
+
+    def _arrive(self, po: PaperOrder, t: int) -> None:
+        r = po.request
+        reason = self._invalid(r, t)
+        if reason is not None:
+            del self.orders[po.id]
+            self.report(Rejected(po.id, reason, t))
+            return
+        book = self.books.get(po.asset)
+        levels: list[list[float]] = (book["asks"] if po.buy else book["bids"]) if book else []
+        used = self.consumed.get(po.asset, {})
+        limit = po.price
+        crossing: list[tuple[float, Decimal]] = []
+        for level in levels:
+            price = level[0]
+            if (price > limit) if po.buy else (price < limit):
+                break
+            avail = lots(level[1] - used.get(price, 0.0))
+            if avail > 0:
+                crossing.append((price, avail))
+        if r.post_only and crossing:
+            del self.orders[po.id]
+            self.report(Rejected(po.id, "invalid post-only order: order crosses book", t))
+            return
+        if r.tif == "FOK" and sum(a for _, a in crossing) < po.remaining:
+            del self.orders[po.id]
+            self.report(
+                Rejected(
+                    po.id,
+                    "order couldn't be fully filled. FOK orders are fully filled or killed.",
+                    t,
+                )
+            )
+            return
+        self.report(Accepted(po.id, po.venue_order_id, t))
+        for price, avail in crossing:
+            if po.remaining <= 0:
+                break
+            take = min(avail, po.remaining)
+            taken = self.consumed.setdefault(po.asset, {})
+            taken[price] = taken.get(price, 0.0) + float(take)
+            self._fill(po, take, price, "taker", t)
+        if po.remaining <= 0:
+            return
+        if r.tif in ("FOK", "FAK"):
+            del self.orders[po.id]
+            self.report(Canceled(po.id, t, f"{r.tif} order: unfilled remainder canceled"))
+            return
+        # rest: behind the size displayed at our price on our side, and behind our own
+        po.live = True
+        po.ahead = _level_size(book["bids"] if po.buy else book["asks"], limit) if book else 0.0
+        self.resting.setdefault(po.asset, []).append(po)
+        if r.tif == "GTD" and r.expire_at is not None:
+            heapq.heappush(self.heap, (r.expire_at, po.seq, _EXPIRE, po.id))
+
+    def _invalid(self, r: OrderRequest, t: int) -> str | None:
+        if r.tif == "GTD" and r.expire_at is not None and r.expire_at <= t:
+            return f"invalid expiration: the order reached the venue at {t}, after its expire_at {r.expire_at}"
+        size_dp = -r.size.normalize().as_tuple().exponent  # type: ignore[operator]
+        if size_dp > 2:
+            return f"Size {r.size} has {size_dp} decimal places. Maximum lot size is 2"
+        tick = self.ticks.get(r.asset)
+        if tick is not None:
+            if r.price % tick != 0:
+                return f"order {r.id} is invalid. Price ({r.price}) breaks minimum tick size rule: {tick}"
+            if not tick <= r.price <= 1 - tick:
+                return f"price ({r.price}), min: {tick} - max: {1 - tick}"
+        min_size = self.min_sizes.get(r.asset)
+        if min_size is not None and r.size < to_decimal(min_size):
+            return f"Size ({r.size}) lower than the minimum: {min_size}"
+        return None
+
+    # --- market data ----------------------------------------------------------------------------
+
+    def _on_book(self, rec: dict[str, Any]) -> None:
+        asset = rec["asset"]
+        self.books[asset] = rec
+        if asset in self.consumed:
+            del self.consumed[asset]
+        tick = rec.get("tick_size")
+        if tick is not None and tick != self._tick_f.get(asset):
+            self._tick_f[asset] = tick
+            self.ticks[asset] = to_decimal(tick)
+        ms = rec.get("min_size")
+        if ms is not None:
+            self.min_sizes[asset] = ms
+        resting = self.resting.get(asset)
+        if not resting:
+            return
+        t = self.now
+        bids, asks = rec["bids"], rec["asks"]
+        best_bid = bids[0][0] if bids else -1.0
+        best_ask = asks[0][0] if asks else 2.0
+        # the book moved through resting orders: fill them from the crossing size, best first
+        crossed_buys = [po for po in resting if po.buy and best_ask <= po.price]
+        crossed_sells = [po for po in resting if not po.buy and best_bid >= po.price]
+        if crossed_buys:
+            crossed_buys.sort(key=lambda p: (-p.price, p.seq))
+            self._fill_through(crossed_buys, asks, t, buy=True)
+        if crossed_sells:
+            crossed_sells.sort(key=lambda p: (p.price, p.seq))
+            self._fill_through(crossed_sells, bids, t, buy=False)
+        # cancellations ahead of us: the queue ahead is at most what is displayed
+        for po in self.resting.get(asset, ()):
+            if po.ahead > 0:
+                shown = _level_size(bids if po.buy else asks, po.price)
+                if shown < po.ahead:
+                    po.ahead = shown
+
+    def _fill_through(
+        self, orders: list[PaperOrder], levels: list[list[float]], t: int, buy: bool
+    ) -> None:
+        given = 0.0
+        for po in orders:
+            avail = 0.0
+            for level in levels:
+                if (level[0] > po.price) if buy else (level[0] < po.price):
+                    break
+                avail += level[1]
+            take = min(lots(avail - given), po.remaining)
+            if take > 0:
+                given += float(take)
+                self._fill(po, take, po.price, "maker", t)
+
+    def _on_trade(self, rec: dict[str, Any]) -> None:
+        resting = self.resting.get(rec["asset"])
+        if not resting:
+            return
+        q = rec["price"]
+        size = rec["size"]
+        hits_bids = rec["side"] == "sell"  # a sell aggressor trades against bids
+        # our orders on the side the aggressor hit, at or through the trade price, by priority
+        if hits_bids:
+            mine = sorted(
+                (p for p in resting if p.buy and p.price >= q), key=lambda p: (-p.price, p.seq)
+            )
+        else:
+            mine = sorted(
+                (p for p in resting if not p.buy and p.price <= q), key=lambda p: (p.price, p.seq)
+            )
+        if not mine:
+            return
+        t = self.now
+        pool = size
+        own_ahead = _ZERO
+        for po in mine:
+            if po.price != q:  # through our price: the level was swept
+                take = min(lots(pool), po.remaining)
+                if take > 0:
+                    pool -= float(take)
+                    self._fill(po, take, po.price, "maker", t)
+                continue
+            # at our level: the trade eats the queue ahead (market, then our earlier orders)
+            before = po.remaining
+            take = min(lots(pool - po.ahead - float(own_ahead)), po.remaining)
+            po.ahead = max(0.0, po.ahead - pool)
+            own_ahead += before
+            if take > 0:
+                self._fill(po, take, po.price, "maker", t)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _fill(self, po: PaperOrder, take: Decimal, price: float, liquidity: str, t: int) -> None:
+        po.remaining -= take
+        self._trades += 1
+        shares = float(take)
+        fee = (
+            round(taker_fee(shares, price, self.fee_rate, self.fee_exponent), 6)
+            if liquidity == "taker"
+            else 0.0
+        )
+        if po.remaining <= 0:
+            self._remove(po)
+        self.report(
+            Filled(
+                po.id,
+                po.venue_order_id,
+                f"paper-{self._trades}",
+                price,
+                shares,
+                fee,
+                "taker" if liquidity == "taker" else "maker",
+                t,
+                "confirmed",
+            )
+        )
+
+    def _cancel_now(self, po: PaperOrder, t: int) -> None:
+        self._remove(po)
+        self.report(Canceled(po.id, t))
+
+    def _remove(self, po: PaperOrder) -> None:
+        self.orders.pop(po.id, None)
+        if po.live:
+            po.live = False
+            lst = self.resting.get(po.asset)
+            if lst is not None:
+                lst.remove(po)
+                if not lst:
+                    del self.resting[po.asset]
+
+
+def _level_size(levels: list[list[float]], price: float) -> float:
+    for level in levels:
+        if level[0] == price:
+            return float(level[1])
+    return 0.0
