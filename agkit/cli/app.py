@@ -19,6 +19,7 @@ from agkit import __version__
 COMMAND_MODULES = [
     "agkit.cli.basic",
     "agkit.cli.exec",
+    "agkit.cli.monitor",
 ]
 
 EPILOG = "Exit status: 0 ok, 1 error, 2 usage, 3 bad input, 4 venue, 5 config, 130 interrupted. See man agkit."
