@@ -1,0 +1,251 @@
+"""The backend interface every store implements (SQLite, PostgreSQL), and the logic the
+backends share: batching rows with a global sequence, export in time order, read-only
+queries, stats and retention plans. SQL here uses `?` placeholders and no `%`, so the
+PostgreSQL backend can translate it to psycopg's `%s` mechanically."""
+
+from __future__ import annotations
+
+import heapq
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from agkit.store.schema import RECORD_TABLES, TABLE_OF_TYPE, TABLES, Table
+
+Row = tuple[Any, ...]
+
+DAY_US = 86_400_000_000
+
+
+@dataclass
+class Batch:
+    """Rows waiting for one transaction, per table, with their order in the stream."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    ords: dict[str, list[int]] = field(default_factory=dict)
+    n: int = 0
+
+    def add(self, table: str, row: Row) -> None:
+        rows = self.rows.get(table)
+        if rows is None:
+            rows = self.rows[table] = []
+            self.ords[table] = []
+        rows.append(row)
+        self.ords[table].append(self.n)
+        self.n += 1
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.ords.clear()
+        self.n = 0
+
+
+@dataclass
+class Filters:
+    """Selection for export and named queries (all optional; bound, never interpolated)."""
+
+    since: int | None = None  # ts_event >= since (µs)
+    until: int | None = None  # ts_event < until (µs)
+    types: Sequence[str] = ()
+    market: str | None = None
+    asset: str | None = None
+    strategy: str | None = None
+
+
+@dataclass
+class TableStats:
+    table: str
+    rows: int
+    bytes: int | None
+    ts_min: int | None
+    ts_max: int | None
+
+
+class Store:
+    """One database. Subclasses: SqliteStore, PostgresStore."""
+
+    backend: str = "?"
+    url: str
+
+    # -- backend primitives ---------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations (safe when several processes start at once)."""
+        raise NotImplementedError
+
+    def version(self) -> int:
+        raise NotImplementedError
+
+    def write_batch(self, batch: Batch) -> int:
+        """Insert a batch in one transaction; returns the number of new rows."""
+        raise NotImplementedError
+
+    def tx(self) -> AbstractContextManager[None]:
+        """A write transaction."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement (`?` placeholders); returns the row count."""
+        raise NotImplementedError
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def temp_table(self, name: str, columns: str) -> None:
+        """Create (or empty) a connection-local scratch table."""
+        raise NotImplementedError
+
+    def rollup_lock(self, wait: bool) -> AbstractContextManager[bool]:
+        """An exclusive lock across processes for rollup; yields False if not acquired."""
+        raise NotImplementedError
+
+    def read_only(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[list[str], Iterator[Row]]:
+        """Run SQL on a read-only connection; (column names, rows)."""
+        raise NotImplementedError
+
+    def ordered(self, table: str, where: str, params: Sequence[Any]) -> Iterator[tuple[int, int, str]]:
+        """(ts_event, seq, raw) of a record table in time order, streamed."""
+        raise NotImplementedError
+
+    def table_bytes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def json_field(self, column: str, key: str) -> str:
+        """SQL text extracting a top-level string field of a JSON text column."""
+        raise NotImplementedError
+
+    def delete_before(self, table: str, cutoff: int, progress: Any) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- shared ---------------------------------------------------------------------------
+
+    def meta(self, key: str) -> int:
+        got = self.rows("SELECT value FROM agkit_meta WHERE key = ?", (key,))
+        return int(got[0][0]) if got else 0
+
+    def set_meta(self, key: str, value: int) -> None:
+        self.execute(
+            "INSERT INTO agkit_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def export(self, filters: Filters) -> Iterator[str]:
+        """Stored records as their JSON lines, in (ts_event, ingest order)."""
+        streams = []
+        for table in export_tables(filters.types):
+            clause = self._export_where(table, filters)
+            if clause is None:
+                continue
+            where, params = clause
+            streams.append(self.ordered(table.name, where, params))
+        for _, _, raw in heapq.merge(*streams):
+            yield raw
+
+    def _export_where(self, table: Table, f: Filters) -> tuple[str, list[Any]] | None:
+        conds: list[str] = []
+        params: list[Any] = []
+        if f.since is not None:
+            conds.append("ts_event >= ?")
+            params.append(f.since)
+        if f.until is not None:
+            conds.append("ts_event < ?")
+            params.append(f.until)
+        if f.types and table.name in ("order_events", "records"):
+            wanted = [t for t in f.types if TABLE_OF_TYPE.get(t, "records") == table.name]
+            conds.append("type IN (" + ",".join("?" * len(wanted)) + ")")
+            params += wanted
+        for col, value in (("market", f.market), ("asset", f.asset)):
+            if value is None:
+                continue
+            if table.name == "order_events":
+                conds.append(
+                    f"({col} = ? OR id IN (SELECT id FROM order_events s "
+                    f"WHERE s.type = 'submit_order' AND s.{col} = ?))"
+                )
+                params += [value, value]
+            elif table.name == "records":
+                conds.append(f"{self.json_field('raw', col)} = ?")
+                params.append(value)
+            elif col in table.names:
+                conds.append(f"{col} = ?")
+                params.append(value)
+            else:
+                return None  # this table has no such column: nothing of it matches
+        return (" AND ".join(conds) or "TRUE"), params
+
+    def stats(self) -> list[TableStats]:
+        sizes = self.table_bytes()
+        out = []
+        for table in TABLES.values():
+            ts = "ts_event" if table.raw else ("day" if table.name == "pnl_daily" else "bucket")
+            (n, lo, hi), = self.rows(f"SELECT count(*), min({ts}), max({ts}) FROM {table.name}")
+            out.append(TableStats(table.name, int(n), sizes.get(table.name), lo, hi))
+        return out
+
+    def retention_plan(self, keep: dict[str, int | None], now_us: int) -> list[tuple[str, int, int]]:
+        """(table, cutoff µs, rows older than the cutoff) for every table with a limit."""
+        plan = []
+        for name, days in keep.items():
+            if days is None:
+                continue
+            table = TABLES[name]
+            ts = "ts_event" if table.raw else ("day" if name == "pnl_daily" else "bucket")
+            cutoff = now_us - days * DAY_US
+            (n,), = self.rows(f"SELECT count(*) FROM {name} WHERE {ts} < ?", (cutoff,))
+            plan.append((name, cutoff, int(n)))
+        return plan
+
+
+def export_tables(types: Sequence[str]) -> list[Table]:
+    if not types:
+        return list(RECORD_TABLES)
+    names = {TABLE_OF_TYPE.get(t, "records") for t in types}
+    return [t for t in RECORD_TABLES if t.name in names]
+
+
+class Progress:
+    """Progress lines on stderr for long work, at most one every `every` seconds."""
+
+    def __init__(self, log: Any, what: str, enabled: bool, every: float = 2.0) -> None:
+        self.log = log
+        self.what = what
+        self.enabled = enabled
+        self.every = every
+        self.last = time.monotonic()
+
+    def __call__(self, message: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            self.log(f"agkit store {self.what}: {message}")
+
+
+_NAMED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def named_to_pyformat(sql: str) -> str:
+    """`:name` placeholders -> psycopg `%(name)s` (outside quotes; `::casts` kept; % doubled)."""
+    sql = sql.replace("%", "%%")
+
+    def sub(m: re.Match[str]) -> str:
+        return m.group(0) if m.group(1) is None else f"%({m.group(1)})s"
+
+    return _NAMED.sub(sub, sql)

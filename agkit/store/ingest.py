@@ -1,0 +1,97 @@
+"""`store ingest` as a stage: a sink, or a pass-through with --tee.
+
+Rows are batched by size and by time (a Timer flushes a partial batch), one
+transaction per batch. A batch is written synchronously from `on_record`, so while the
+database is busy the runner stops reading stdin: back-pressure, never unbounded memory.
+`stop()` (EOF, SIGTERM, SIGINT, a closed stdout) commits what was received.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agkit.stage import Context, Out, Stage, Timer
+from agkit.store.base import Batch, Store
+from agkit.store.schema import to_row
+
+
+class IngestStage(Stage):
+    name = "store ingest"
+    consumes = None
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        batch_size: int = 10_000,
+        flush_ms: int = 500,
+        tee: bool = False,
+        progress: bool = False,
+        store: Store | None = None,
+    ) -> None:
+        self.db = db
+        self.batch_size = max(1, batch_size)
+        self.flush_ms = max(1, flush_ms)
+        self.tee = tee
+        self.progress = progress
+        self.store = store
+        self.batch = Batch()
+        self.records = 0
+        self.new_rows = 0
+        self.batches = 0
+        self._started = time.monotonic()
+        self._last_report = self._started
+        self._own_store = store is None
+
+    def start(self, ctx: Context) -> Out:
+        self.ctx = ctx
+        if self.store is None:
+            from agkit.store import open_store
+
+            self.store = open_store(self.db)
+        return None
+
+    def on_record(self, rec: dict[str, Any]) -> Out:
+        table, row = to_row(rec)  # InvalidRecord -> the runner's --on-error policy
+        batch = self.batch
+        batch.add(table, row)
+        self.records += 1
+        if batch.n >= self.batch_size:
+            self.flush()
+        return (rec,) if self.tee else None
+
+    def timers(self) -> list[Timer]:
+        return [Timer(self.flush_ms * 1000, self._tick)]
+
+    def _tick(self) -> Out:
+        if self.batch.n:
+            self.flush()
+        return None
+
+    def flush(self) -> None:
+        if not self.batch.n or self.store is None:
+            return
+        self.new_rows += self.store.write_batch(self.batch)
+        self.batches += 1
+        self.batch.clear()
+        if self.progress:
+            now = time.monotonic()
+            if now - self._last_report >= 2.0:
+                self._last_report = now
+                self.ctx.log(f"agkit store ingest: {self.records} records, {self.new_rows} new rows")
+
+    def stop(self) -> Out:
+        try:
+            self.flush()
+        finally:
+            if self.store is not None and self._own_store:
+                self.store.close()
+        if self.progress:
+            secs = max(time.monotonic() - self._started, 1e-9)
+            self.ctx.log(
+                f"agkit store ingest: {self.records} records, {self.new_rows} new rows, "
+                f"{self.records - self.new_rows} already stored, {self.batches} batches, "
+                f"{self.records / secs:,.0f} records/s"
+            )
+        return None

@@ -1,0 +1,103 @@
+"""Versioned schema migrations, generated per backend from the table definitions.
+
+A migration is (version, name, statements). Versions only ever get appended; an
+applied migration is never edited. `agkit_schema` records what was applied and when.
+"""
+
+from __future__ import annotations
+
+from agkit.store.schema import RECORD_TABLES, ROLLUP_TABLES, Table, ddl_type
+
+Migration = tuple[int, str, list[str]]
+
+def _filled(backend: str) -> str:
+    sub = (
+        "(SELECT coalesce(sum(x.size), 0) FROM (SELECT f.trade_id, max(f.size) AS size FROM fills f "
+        "WHERE f.id = s.id GROUP BY f.trade_id "
+        "HAVING sum(CASE WHEN f.settlement = 'failed' THEN 1 ELSE 0 END) = 0) x)"
+    )
+    return sub
+
+
+def orders_view(backend: str) -> str:
+    filled = _filled(backend)
+    return f"""CREATE VIEW orders AS
+SELECT id, strategy, venue, market, asset, side, price, size, submitted_at, last_event,
+       updated_at, filled_size,
+       CASE WHEN filled_size >= size THEN 'filled'
+            WHEN last_event = 'order_canceled' THEN 'canceled'
+            WHEN last_event = 'order_expired' THEN 'expired'
+            WHEN last_event = 'order_rejected' THEN 'rejected'
+            WHEN last_event = 'order_denied' THEN 'denied'
+            WHEN filled_size > 0 THEN 'partially_filled'
+            WHEN last_event = 'order_accepted' THEN 'open'
+            WHEN last_event = 'cancel_order' THEN 'cancel_requested'
+            ELSE 'submitted' END AS status
+FROM (SELECT s.id, s.strategy, s.venue, s.market, s.asset, s.side, s.price, s.size,
+             s.ts_event AS submitted_at,
+             (SELECT e.type FROM order_events e WHERE e.id = s.id
+              ORDER BY e.ts_event DESC, e.seq DESC LIMIT 1) AS last_event,
+             (SELECT max(e.ts_event) FROM order_events e WHERE e.id = s.id) AS updated_at,
+             {filled} AS filled_size
+      FROM order_events s WHERE s.type = 'submit_order') o"""
+
+
+def _columns(table: Table, backend: str) -> list[str]:
+    cols = []
+    for c in table.columns:
+        null = "" if c.nullable else " NOT NULL"
+        cols.append(f"{c.name} {ddl_type(c.type, backend)}{null}")
+    return cols
+
+
+def initial(backend: str, partitioned: bool = True, hypertables: bool = False) -> list[str]:
+    """Migration 1: every table, key and index."""
+    sql: list[str] = []
+    for table in RECORD_TABLES:
+        cols = _columns(table, backend)
+        key = ", ".join(table.key)
+        if backend == "sqlite":
+            sql.append(
+                f"CREATE TABLE {table.name} (seq INTEGER PRIMARY KEY, {', '.join(cols)}, UNIQUE ({key}))"
+            )
+            sql.append(f"CREATE INDEX {table.name}_ts ON {table.name} (ts_event)")
+        else:
+            part = " PARTITION BY RANGE (ts_event)" if partitioned and not hypertables else ""
+            sql.append(
+                f"CREATE TABLE {table.name} (seq bigint NOT NULL, {', '.join(cols)}, "
+                f"PRIMARY KEY ({key})){part}"
+            )
+            if hypertables:
+                sql.append(
+                    f"SELECT create_hypertable('{table.name}', 'ts_event', "
+                    f"chunk_time_interval => 86400000000::bigint)"
+                )
+                sql.append(f"CREATE INDEX {table.name}_seq ON {table.name} (seq)")
+            else:
+                sql.append(f"CREATE INDEX {table.name}_ts ON {table.name} USING brin (ts_event)")
+                sql.append(f"CREATE INDEX {table.name}_seq ON {table.name} USING brin (seq)")
+        for idx in table.indexes:
+            sql.append(f"CREATE INDEX {table.name}_{'_'.join(idx)} ON {table.name} ({', '.join(idx)})")
+    for table in ROLLUP_TABLES:
+        cols = _columns(table, backend)
+        sql.append(f"CREATE TABLE {table.name} ({', '.join(cols)}, PRIMARY KEY ({', '.join(table.key)}))")
+    sql.append(orders_view(backend))
+    sql.append(
+        "CREATE VIEW latest_positions AS SELECT p.market, p.asset, p.size, p.avg_price, "
+        "p.realized_pnl, p.fees, p.ts_event FROM positions p WHERE p.seq = (SELECT q.seq FROM "
+        "positions q WHERE q.market = p.market AND q.asset = p.asset "
+        "ORDER BY q.ts_event DESC, q.seq DESC LIMIT 1)"
+    )
+    sql.append("INSERT INTO agkit_meta (key, value) VALUES ('seq', 0)")
+    return sql
+
+
+def migrations(backend: str, hypertables: bool = False) -> list[Migration]:
+    return [(1, "initial schema", initial(backend, hypertables=hypertables))]
+
+
+META_DDL = [
+    "CREATE TABLE IF NOT EXISTS agkit_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+    "applied_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS agkit_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+]

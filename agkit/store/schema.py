@@ -1,0 +1,360 @@
+"""Tables of the store, their keys, and how each record type becomes a row.
+
+Every stored record keeps its canonical JSON line (`raw`: the compact encoding agkit
+writes) beside typed columns for querying, so `store export` gives back the same
+records. Every table has a natural or derived key that includes `ts_event` (the
+partitioning column, so the same key works for TimescaleDB hypertables and
+partitioned PostgreSQL tables), which makes ingest idempotent: replaying a file or
+re-running after a crash never duplicates a row. `seq` is a global ingest sequence
+(one counter per database) that orders records with equal `ts_event` and drives
+incremental rollups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agkit.errors import InvalidRecord
+
+TEXT, INT, REAL = "text", "int", "real"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]  # without seq (first) — the row tuple order
+    key: tuple[str, ...]
+    kind: str  # "market" | "execution" | "metrics" | "rollup" | "generic"
+    indexes: tuple[tuple[str, ...], ...] = ()
+    raw: bool = True  # a record table (seq, raw); False for rollup outputs
+    record_types: tuple[str, ...] = field(default=())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def _c(spec: str) -> tuple[Column, ...]:
+    """'name:type[?]' list -> columns (`?` = nullable)."""
+    out = []
+    for item in spec.split():
+        name, _, typ = item.partition(":")
+        nullable = typ.endswith("?")
+        out.append(Column(name, typ.rstrip("?"), nullable))
+    return tuple(out)
+
+
+ORDER_EVENT_TYPES = (
+    "submit_order",
+    "cancel_order",
+    "order_denied",
+    "order_accepted",
+    "order_rejected",
+    "order_canceled",
+    "order_expired",
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "books",
+            _c(
+                "ts_event:int ts_init:int venue:text market:text asset:text key:text "
+                "best_bid:real? best_bid_size:real? best_ask:real? best_ask_size:real? mid:real? "
+                "depth_bids:int depth_asks:int raw:text"
+            ),
+            key=("asset", "ts_event", "key"),
+            kind="market",
+            indexes=(("asset", "ts_event"),),
+            record_types=("book",),
+        ),
+        Table(
+            "trades",
+            _c(
+                "ts_event:int ts_init:int venue:text market:text asset:text trade_id:text "
+                "price:real size:real side:text raw:text"
+            ),
+            key=("venue", "asset", "trade_id", "ts_event"),
+            kind="market",
+            indexes=(("asset", "ts_event"),),
+            record_types=("trade",),
+        ),
+        Table(
+            "order_events",
+            _c(
+                "ts_event:int ts_init:int id:text type:text strategy:text? venue:text? market:text? "
+                "asset:text? side:text? price:real? size:real? venue_order_id:text? reason:text? raw:text"
+            ),
+            key=("id", "type", "ts_event"),
+            kind="execution",
+            record_types=ORDER_EVENT_TYPES,
+        ),
+        Table(
+            "fills",
+            _c(
+                "ts_event:int ts_init:int id:text trade_id:text venue_order_id:text market:text "
+                "asset:text side:text price:real size:real fee:real liquidity:text settlement:text "
+                "strategy:text? raw:text"
+            ),
+            key=("trade_id", "id", "settlement", "ts_event"),
+            kind="execution",
+            indexes=(("market", "ts_event"),),
+            record_types=("order_filled",),
+        ),
+        Table(
+            "positions",
+            _c(
+                "ts_event:int ts_init:int market:text asset:text size:real avg_price:real "
+                "realized_pnl:real fees:real raw:text"
+            ),
+            key=("market", "asset", "ts_event"),
+            kind="execution",
+            record_types=("position",),
+        ),
+        Table(
+            "metrics",
+            _c("ts_event:int ts_init:int name:text labels:text kind:text value:real raw:text"),
+            key=("name", "labels", "ts_event"),
+            kind="metrics",
+            record_types=("metric",),
+        ),
+        Table(
+            "records",
+            _c("ts_event:int ts_init:int type:text key:text raw:text"),
+            key=("key", "ts_event"),
+            kind="generic",
+            indexes=(("type", "ts_event"),),
+        ),
+        # --- rollup outputs -------------------------------------------------------------
+        Table(
+            "bars",
+            _c(
+                "source:text period:text asset:text market:text bucket:int open:real high:real "
+                "low:real close:real volume:real? notional:real? n:int"
+            ),
+            key=("source", "period", "asset", "bucket"),
+            kind="rollup",
+            raw=False,
+        ),
+        Table(
+            "pnl_daily",
+            _c(
+                "day:int strategy:text market:text fills:int volume:real notional:real fees:real "
+                "realized_pnl:real net_pnl:real"
+            ),
+            key=("day", "strategy", "market"),
+            kind="rollup",
+            raw=False,
+        ),
+        Table(
+            "metric_aggs",
+            _c(
+                "period:text name:text labels:text bucket:int n:int total:real min:real max:real "
+                "avg:real last:real last_ts:int"
+            ),
+            key=("period", "name", "labels", "bucket"),
+            kind="rollup",
+            raw=False,
+        ),
+    )
+}
+
+RECORD_TABLES = [t for t in TABLES.values() if t.raw]
+ROLLUP_TABLES = [t for t in TABLES.values() if not t.raw]
+TABLE_OF_TYPE: dict[str, str] = {rt: t.name for t in RECORD_TABLES for rt in t.record_types}
+
+# Retention defaults in days (None: kept). Raw market data 90 d, execution 365 d.
+RETENTION_DAYS: dict[str, int | None] = {
+    "books": 90,
+    "trades": 90,
+    "records": 90,
+    "metrics": 90,
+    "order_events": 365,
+    "fills": 365,
+    "positions": 365,
+    "bars": None,
+    "pnl_daily": None,
+    "metric_aggs": None,
+}
+
+# --- record -> row -------------------------------------------------------------------
+
+_dumps = orjson.dumps
+_SORT = orjson.OPT_SORT_KEYS
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _bad(rec: dict[str, Any], name: str, want: str) -> InvalidRecord:
+    if name not in rec:
+        return InvalidRecord(f"{rec.get('type')}: missing field {name!r}")
+    return InvalidRecord(f"{rec.get('type')}: field {name!r} must be {want}, not {rec[name]!r}")
+
+
+def _s(rec: dict[str, Any], name: str) -> str:
+    v = rec.get(name)
+    if type(v) is not str:
+        raise _bad(rec, name, "a string")
+    return v
+
+
+def _so(rec: dict[str, Any], name: str) -> str | None:
+    v = rec.get(name)
+    if v is None or type(v) is str:
+        return v
+    raise _bad(rec, name, "a string or null")
+
+
+def _f(rec: dict[str, Any], name: str) -> float:
+    v = rec.get(name)
+    t = type(v)
+    if t is float:
+        return v  # type: ignore[return-value]
+    if t is int:
+        return float(v)  # type: ignore[arg-type]
+    raise _bad(rec, name, "a number")
+
+
+def _fo(rec: dict[str, Any], name: str) -> float | None:
+    v = rec.get(name)
+    if v is None:
+        return None
+    return _f(rec, name)
+
+
+def _ts(rec: dict[str, Any]) -> tuple[int, int]:
+    a = rec.get("ts_event")
+    b = rec.get("ts_init")
+    if type(a) is not int:
+        raise _bad(rec, "ts_event", "an integer (µs)")
+    if type(b) is not int:
+        raise _bad(rec, "ts_init", "an integer (µs)")
+    if not -(1 << 62) < a < (1 << 62) or not -(1 << 62) < b < (1 << 62):
+        raise InvalidRecord(f"{rec.get('type')}: timestamp out of range")
+    return a, b
+
+
+def _level(rec: dict[str, Any], side: str) -> tuple[float | None, float | None, int]:
+    levels = rec.get(side)
+    if type(levels) is not list:
+        raise _bad(rec, side, "a list of [price, size]")
+    if not levels:
+        return None, None, 0
+    top = levels[0]
+    if type(top) is not list or len(top) != 2 or type(top[0]) not in (int, float) or type(top[1]) not in (int, float):
+        raise InvalidRecord(f"book: {side}[0] must be [price, size], not {top!r}")
+    return float(top[0]), float(top[1]), len(levels)
+
+
+def _book(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    bid, bid_size, nb = _level(rec, "bids")
+    ask, ask_size, na = _level(rec, "asks")
+    mid = (bid + ask) / 2 if bid is not None and ask is not None else None
+    h = rec.get("hash")
+    key = h if type(h) is str and h else digest(rawb)
+    return (a, b, _s(rec, "venue"), _s(rec, "market"), _s(rec, "asset"), key, bid, bid_size, ask, ask_size, mid, nb, na, raw)
+
+
+def _trade(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    side = rec.get("side")
+    if side != "buy" and side != "sell":
+        raise _bad(rec, "side", "'buy' or 'sell'")
+    return (
+        a, b, _s(rec, "venue"), _s(rec, "market"), _s(rec, "asset"), _s(rec, "trade_id"),
+        _f(rec, "price"), _f(rec, "size"), side, raw,
+    )  # fmt: skip
+
+
+def _order_event(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    return (
+        a, b, _s(rec, "id"), rec["type"], _so(rec, "strategy"), _so(rec, "venue"), _so(rec, "market"),
+        _so(rec, "asset"), _so(rec, "side"), _fo(rec, "price"), _fo(rec, "size"),
+        _so(rec, "venue_order_id"), _so(rec, "reason"), raw,
+    )  # fmt: skip
+
+
+def _fill(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    side = rec.get("side")
+    if side != "buy" and side != "sell":
+        raise _bad(rec, "side", "'buy' or 'sell'")
+    settlement = rec.get("settlement", "pending")
+    if type(settlement) is not str:
+        raise _bad(rec, "settlement", "a string")
+    return (
+        a, b, _s(rec, "id"), _s(rec, "trade_id"), _s(rec, "venue_order_id"), _s(rec, "market"),
+        _s(rec, "asset"), side, _f(rec, "price"), _f(rec, "size"), _f(rec, "fee"),
+        _s(rec, "liquidity"), settlement, _so(rec, "strategy"), raw,
+    )  # fmt: skip
+
+
+def _position(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    return (
+        a, b, _s(rec, "market"), _s(rec, "asset"), _f(rec, "size"), _f(rec, "avg_price"),
+        _f(rec, "realized_pnl"), _f(rec, "fees"), raw,
+    )  # fmt: skip
+
+
+def canonical_labels(labels: Any) -> str:
+    """Labels as sorted compact JSON: the form stored, keyed and filtered on."""
+    if labels is None:
+        return "{}"
+    if type(labels) is not dict:
+        raise InvalidRecord(f"metric: labels must be an object, not {labels!r}")
+    return _dumps(labels, option=_SORT).decode()
+
+
+def _metric(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    return (
+        a, b, _s(rec, "name"), canonical_labels(rec.get("labels")), _s(rec, "kind"),
+        _f(rec, "value"), raw,
+    )  # fmt: skip
+
+
+def _generic(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+    a, b = _ts(rec)
+    return (a, b, rec["type"], digest(rawb), raw)
+
+
+ROW_MAKERS: dict[str, Callable[[dict[str, Any], str, bytes], tuple[Any, ...]]] = {
+    "books": _book,
+    "trades": _trade,
+    "order_events": _order_event,
+    "fills": _fill,
+    "positions": _position,
+    "metrics": _metric,
+    "records": _generic,
+}
+
+
+def to_row(rec: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """(table, row) for a decoded record; raises InvalidRecord for one we cannot store."""
+    table = TABLE_OF_TYPE.get(rec["type"], "records")
+    rawb = _dumps(rec)
+    return table, ROW_MAKERS[table](rec, rawb.decode(), rawb)
+
+
+def ddl_type(typ: str, backend: str) -> str:
+    if backend == "sqlite":
+        return {TEXT: "TEXT", INT: "INTEGER", REAL: "REAL"}[typ]
+    return {TEXT: "text", INT: "bigint", REAL: "double precision"}[typ]
