@@ -10,8 +10,10 @@ in event time (the records' `ts_event`), deterministically for a given seed:
 * **Validation** as the venue does it, with its wording: price on the tick and inside
   [tick, 1 − tick], size ≥ the market's min_size, at most 2 decimals of size.
 * **Marketable orders** walk the opposite side of the latest book level by level, best
-  first, up to their limit (partial fills at each level's price). Size taken by our
-  own earlier orders is not available again until the next book. FOK fills entirely
+  first, up to their limit (partial fills at each level's price). The feed does not
+  know about paper fills, so size our fills took from a level stays taken in later
+  books as long as the level shows at least that much (a level showing more offers
+  the extra; one showing less, or gone, releases the difference). FOK fills entirely
   or is rejected; FAK fills what it can and the rest is canceled; GTC/GTD rest the
   remainder. A post-only order that would cross is rejected.
 * **Resting orders** join the queue behind the size displayed at their price on their
@@ -22,7 +24,7 @@ in event time (the records' `ts_event`), deterministically for a given seed:
   - a trade prints *through* their price (a sell below our bid): the level was swept,
     they fill up to that trade's size, or
   - a book shows the other side at or through their price: they fill up to the size
-    displayed there, at their own price.
+    displayed there (less what our fills already took), at their own price.
   A book showing less size at their level than the queue ahead means orders ahead
   were canceled: the queue ahead shrinks to the displayed size.
 * **Fees**: takers pay `agkit.portfolio.taker_fee(shares, price, rate, exponent)`
@@ -132,7 +134,8 @@ class PaperVenue(Venue):
         self.ticks: dict[str, Decimal] = {}  # asset -> tick size (from book / tick_size_changed)
         self._tick_f: dict[str, float] = {}  # the float behind ticks[asset]
         self.min_sizes: dict[str, float] = {}
-        self.consumed: dict[str, dict[float, float]] = {}  # asset -> price -> taken by us
+        # liquidity our fills took from displayed levels: (asset, side "bids"/"asks") -> price -> size
+        self.consumed: dict[tuple[str, str], dict[float, float]] = {}
         self.orders: dict[str, PaperOrder] = {}  # not yet done (pending or resting)
         self.resting: dict[str, list[PaperOrder]] = {}  # asset -> live orders, by seq
         self.heap: list[tuple[int, int, int, str]] = []  # (due, seq, kind, order id)
@@ -225,7 +228,8 @@ class PaperVenue(Venue):
             return
         book = self.books.get(po.asset)
         levels: list[list[float]] = (book["asks"] if po.buy else book["bids"]) if book else []
-        used = self.consumed.get(po.asset, {})
+        key = (po.asset, "asks" if po.buy else "bids")
+        used = self.consumed.get(key, {})
         limit = po.price
         crossing: list[tuple[float, Decimal]] = []
         for level in levels:
@@ -254,7 +258,7 @@ class PaperVenue(Venue):
             if po.remaining <= 0:
                 break
             take = min(avail, po.remaining)
-            taken = self.consumed.setdefault(po.asset, {})
+            taken = self.consumed.setdefault(key, {})
             taken[price] = taken.get(price, 0.0) + float(take)
             self._fill(po, take, price, "taker", t)
         if po.remaining <= 0:
@@ -292,8 +296,11 @@ class PaperVenue(Venue):
     def _on_book(self, rec: dict[str, Any]) -> None:
         asset = rec["asset"]
         self.books[asset] = rec
-        if asset in self.consumed:
-            del self.consumed[asset]
+        if self.consumed:
+            for side in ("bids", "asks"):
+                used = self.consumed.get((asset, side))
+                if used:
+                    _forget_replenished(used, rec[side])
         tick = rec.get("tick_size")
         if tick is not None and tick != self._tick_f.get(asset):
             self._tick_f[asset] = tick
@@ -327,17 +334,23 @@ class PaperVenue(Venue):
     def _fill_through(
         self, orders: list[PaperOrder], levels: list[list[float]], t: int, buy: bool
     ) -> None:
-        given = 0.0
+        """Resting orders the other side now crosses: each fills, at its own price, from
+        the crossing size our fills have not taken yet (which they then take)."""
+        used = self.consumed.setdefault((orders[0].asset, "asks" if buy else "bids"), {})
         for po in orders:
-            avail = 0.0
+            total = _ZERO
             for level in levels:
-                if (level[0] > po.price) if buy else (level[0] < po.price):
+                price = level[0]
+                if (price > po.price) if buy else (price < po.price):
                     break
-                avail += level[1]
-            take = min(lots(avail - given), po.remaining)
-            if take > 0:
-                given += float(take)
-                self._fill(po, take, po.price, "maker", t)
+                take = min(lots(level[1] - used.get(price, 0.0)), po.remaining - total)
+                if take > 0:
+                    used[price] = used.get(price, 0.0) + float(take)
+                    total += take
+                    if total >= po.remaining:
+                        break
+            if total > 0:
+                self._fill(po, total, po.price, "maker", t)
 
     def _on_trade(self, rec: dict[str, Any]) -> None:
         resting = self.resting.get(rec["asset"])
@@ -415,6 +428,18 @@ class PaperVenue(Venue):
                 lst.remove(po)
                 if not lst:
                     del self.resting[po.asset]
+
+
+def _forget_replenished(used: dict[float, float], levels: list[list[float]]) -> None:
+    """A new book: what we took from a level stays taken while the level still shows it
+    (the feed does not know about our paper fills); a level showing less (others traded
+    or canceled it) or gone releases the difference."""
+    for price in list(used):
+        shown = _level_size(levels, price)
+        if shown <= 0:
+            del used[price]
+        elif shown < used[price]:
+            used[price] = shown
 
 
 def _level_size(levels: list[list[float]], price: float) -> float:
