@@ -19,7 +19,11 @@ from agkit import __version__
 COMMAND_MODULES = [
     "agkit.cli.basic",
     "agkit.cli.exec",
+    "agkit.cli.risk",
+    "agkit.cli.feed",
     "agkit.cli.monitor",
+    "agkit.cli.store",
+    "agkit.cli.strategy",
 ]
 
 EPILOG = "Exit status: 0 ok, 1 error, 2 usage, 3 bad input, 4 venue, 5 config, 130 interrupted. See man agkit."
@@ -46,7 +50,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Polymarket trading-bot toolkit: composable commands over NDJSON pipes."""
@@ -75,9 +82,7 @@ def run(argv: list[str] | None = None) -> int:
     cmd = typer.main.get_command(app)
     default_map = _config_defaults()
     try:
-        rv = cmd.main(
-            args=argv, prog_name="agkit", standalone_mode=False, default_map=default_map
-        )
+        rv = cmd.main(args=argv, prog_name="agkit", standalone_mode=False, default_map=default_map)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
@@ -96,7 +101,9 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, no locals; AGKIT_TRACEBACK=1 for the trace
         if os.environ.get("AGKIT_TRACEBACK"):
             raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (set AGKIT_TRACEBACK=1 for a traceback)")
+        _error(
+            f"internal error: {type(exc).__name__}: {exc} (set AGKIT_TRACEBACK=1 for a traceback)"
+        )
         return int(ExitCode.ERROR)
     try:
         sys.stdout.flush()

@@ -19,7 +19,11 @@ class Spec:
 
 STAGES: dict[str, Spec] = {
     "pass": Spec(("pass",)),
+    "feed sim": Spec(("feed", "sim", "--max-records", "1000"), kind="source"),
+    "feed replay": Spec(("feed", "replay", "tests/feed/data/sim-200.ndjson", "--max"), kind="source", needs=("tests/feed/data/sim-200.ndjson",)),
+    "strategy mm": Spec(("strategy", "mm")),
     "exec": Spec(("exec",)),
+    "risk-check": Spec(("risk-check", "-p", "policies/default.yaml"), needs=("policies/default.yaml",)),
 }
 
 # Every command of the CLI (for --help and man page checks), including non-stages.
@@ -27,5 +31,10 @@ COMMANDS: list[tuple[str, ...]] = [
     ("schema",),
     ("validate",),
     ("pass",),
+    ("feed",),
+    ("feed", "sim"),
+    ("feed", "replay"),
+    ("strategy",),
     ("exec",),
+    ("risk-check",),
 ]

@@ -1,0 +1,169 @@
+"""`agkit feed sim|replay|polymarket|rtds` and `agkit markets`: market data into the pipe."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agkit.cli.options import MergeOpt, OnErrorOpt
+from agkit.stream import OnError
+
+feed_app = typer.Typer(
+    name="feed",
+    help="Market data sources: each writes NDJSON records (book, trade, feed_status, metric, ...) on stdout.\n\n"
+    "Example: agkit feed sim --seed 7 --max-records 10000 | agkit validate",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+RecordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--record",
+        metavar="FILE",
+        help="Also write every emitted record to FILE (.gz compresses); replay it with `feed replay FILE`.",
+    ),
+]
+MetricsOpt = Annotated[
+    float,
+    typer.Option(
+        "--metrics-every",
+        metavar="SECONDS",
+        help="Emit `metric` records (messages, msgs/s, lag, reconnects, book levels) this often; 0 disables.",
+    ),
+]
+
+
+def parse_time_us(text: str | None, flag: str) -> int | None:
+    """Microseconds since the epoch from an integer (µs, or ms/s by magnitude) or ISO-8601."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    from agkit.errors import UsageError
+
+    t = text.strip()
+    if t.lstrip("-").isdigit():
+        v = int(t)
+        if abs(v) < 10**11:  # seconds
+            return v * 1_000_000
+        if abs(v) < 10**14:  # milliseconds
+            return v * 1000
+        return v
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{flag}: {text!r} is neither an epoch time nor an ISO-8601 date") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+def _run(stage: object, on_error: OnError, merge: list[str] | None) -> int:
+    from agkit.runner import run_stage
+    from agkit.stage import Stage
+
+    assert isinstance(stage, Stage)
+    return run_stage(stage, on_error=on_error, merge=merge or ())
+
+
+@feed_app.command("sim")
+def sim(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed and options give the same stream, byte for byte.")] = 1,
+    markets: Annotated[int, typer.Option("--markets", metavar="N", help="Number of binary markets (YES/NO token pairs).")] = 3,
+    max_records: Annotated[int, typer.Option("--max-records", metavar="N", help="Stop after N records; 0 = no limit.")] = 0,
+    duration: Annotated[float, typer.Option(metavar="SECONDS", help="Stop after this much simulated time; 0 = until every market has resolved.")] = 0.0,
+    expiry: Annotated[float, typer.Option(metavar="SECONDS", help="Simulated time until the last market resolves (market i of N resolves at (i+1)/N of it).")] = 21600.0,
+    event_rate: Annotated[float, typer.Option("--event-rate", metavar="PER_S", help="Market events per simulated second, per market.")] = 5.0,
+    depth: Annotated[int, typer.Option(metavar="N", help="Levels per side in each book record.")] = 10,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Pace records in wall-clock time (see --speed) instead of as fast as the pipe drains.")] = False,
+    speed: Annotated[float, typer.Option(help="With --realtime: simulated seconds per wall second.")] = 1.0,
+    start: Annotated[str | None, typer.Option(metavar="TIME", help="Simulated start time (epoch s/ms/µs or ISO-8601). Default 2026-01-01T00:00:00Z, or now with --realtime.")] = None,
+    venue: Annotated[str, typer.Option(help="The `venue` field of the records.")] = "sim",
+    metrics_every: MetricsOpt = 10.0,
+    record: RecordOpt = None,
+    on_error: OnErrorOpt = OnError.SKIP,
+    merge: MergeOpt = None,
+) -> int:
+    """Simulate binary prediction markets: the embedded, offline default feed.
+
+    N markets with YES/NO tokens: a latent probability with drift, jumps and news
+    shocks; makers quoting on the tick grid (0.01, 0.001 near 0 and 1, with
+    tick_size_changed records); informed and noise trades; every level at least the
+    minimum size; the NO book mirrors the YES book (YES bid = 1 - NO ask); resolution
+    at expiry. Timestamps are simulated, so a seed gives the same bytes every run.
+    Emits feed_status, book, trade, tick_size_changed, market_resolved and metric
+    records. Exit status 0 when the simulation ends or the reader goes away.
+
+    Example: agkit feed sim --seed 7 --markets 2 --max-records 5000 > day.ndjson
+    """
+    from agkit.errors import UsageError
+    from agkit.feed.sim import DEFAULT_START_US, SimConfig, SimFeed
+    from agkit.records import now_us
+
+    start_us = parse_time_us(start, "--start")
+    if start_us is None:
+        start_us = now_us() if realtime else DEFAULT_START_US
+    if max_records < 0 or duration < 0 or metrics_every < 0:
+        raise UsageError("--max-records, --duration and --metrics-every cannot be negative")
+    try:
+        cfg = SimConfig(
+            seed=seed,
+            markets=markets,
+            depth=depth,
+            start_us=start_us,
+            expiry_s=expiry,
+            event_rate=event_rate,
+            metrics_every_s=metrics_every,
+            venue=venue,
+            max_records=max_records,
+            duration_s=duration,
+        )
+        from agkit.feed.sim import Simulator
+
+        Simulator(cfg)  # validates the options before the pipe starts
+        stage = SimFeed(cfg, realtime=realtime, speed=speed, record=record)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return _run(stage, on_error, merge)
+
+
+@feed_app.command("replay")
+def replay(
+    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Recorded NDJSON files (.gz too; - for stdin). Several are merged by ts_event.")],
+    speed: Annotated[float, typer.Option(help="Pace: recorded seconds per wall second (10 = ten times faster).")] = 1.0,
+    max_speed: Annotated[bool, typer.Option("--max", help="As fast as the pipe drains, ignoring timestamps.")] = False,
+    from_: Annotated[str | None, typer.Option("--from", metavar="TIME", help="Skip records with ts_event before TIME (epoch s/ms/µs or ISO-8601).")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="TIME", help="Stop at the first record with ts_event after TIME.")] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="Stop after N records; 0 = no limit.")] = 0,
+    record: RecordOpt = None,
+    on_error: OnErrorOpt = OnError.SKIP,
+    merge: MergeOpt = None,
+) -> int:
+    """Replay recorded NDJSON, paced by ts_event, byte for byte.
+
+    Each line leaves exactly as it was recorded, so `feed replay day.ndjson --max`
+    reproduces day.ndjson. Malformed lines are reported on stderr with their file
+    and line number and handled per --on-error. Exit status 0 at the end of the
+    files, 2 for a missing file, 3 for a bad line under --on-error=fail.
+
+    Example: agkit feed replay day.ndjson.gz --speed 10 | agkit strategy mm | agkit exec
+    """
+    from agkit.feed.replay import ReplayFeed
+
+    stage = ReplayFeed(
+        files,
+        speed=speed,
+        max_speed=max_speed,
+        from_us=parse_time_us(from_, "--from"),
+        to_us=parse_time_us(to, "--to"),
+        limit=limit,
+        on_error=on_error,
+        record=record,
+    )
+    return _run(stage, on_error, merge)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(feed_app, name="feed")

@@ -1,0 +1,468 @@
+"""`agkit feed sim`: a seeded simulator of binary prediction markets.
+
+Each market has a YES and a NO token. A latent probability p moves as a random walk
+in logit space with per-market drift, small jumps and rare news shocks; its volatility
+rises as expiry nears so markets end near 0 or 1, and each resolves at expiry (YES wins
+with probability p). Market makers quote around a lagged estimate m of p (they learn
+from trades and catch up with a time constant), so after a jump informed traders take
+the stale quotes; noise traders trade either token at random. Books live on the tick
+grid (0.01, finer 0.001 near 0 and 1, with a `tick_size_changed` record at each
+switch), every level is at least `min_size`, and the NO book is the mirror of the YES
+book (NO bid = 1 - YES ask, same sizes), so YES bid + NO ask = 1 exactly.
+
+Time is simulated: ts_event = ts_init = the simulated instant, starting at `start_us`.
+The same seed and options give the same stream, byte for byte (Python's Mersenne
+Twister and integer tick arithmetic; no wall clock, no hash randomisation).
+
+`Simulator(cfg).records()` yields record dicts: the library form used in process by
+`backtest` and `run`; `SimFeed` is the stage behind the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from agkit.feed.base import FeedMetrics, SourceStage
+from agkit.stage import Context
+
+UNIT = 1000  # prices are integers in units of 0.001 (the finest tick)
+PRICE = [round(k / UNIT, 3) for k in range(UNIT + 1)]
+DEFAULT_START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+COARSE, FINE = 10, 1  # tick sizes in units: 0.01 and 0.001
+FINE_BELOW, FINE_ABOVE = 0.04, 0.96  # the tick becomes 0.001 outside this band ...
+COARSE_FROM, COARSE_TO = 0.06, 0.94  # ... and 0.01 again once back inside this one
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 1
+    markets: int = 3
+    depth: int = 10  # levels per side in each book record
+    start_us: int = DEFAULT_START_US
+    expiry_s: float = 6 * 3600.0  # the last market resolves this long after start
+    event_rate: float = 5.0  # market events per simulated second, per market
+    min_size: float = 5.0
+    volatility: float = 0.6  # logit units per sqrt(hour)
+    metrics_every_s: float = 10.0  # 0 disables metric records
+    venue: str = "sim"
+    max_records: int = 0  # 0 = no limit
+    duration_s: float = 0.0  # simulated seconds; 0 = until every market resolved
+
+
+def _token_id(seed: int, index: int, outcome: str) -> str:
+    digest = hashlib.sha256(f"agkit-sim:{seed}:{index}:{outcome}".encode()).digest()
+    return str(int.from_bytes(digest, "big") % 10**77)
+
+
+def _condition_id(seed: int, index: int) -> str:
+    return "0x" + hashlib.sha256(f"agkit-sim:{seed}:{index}:condition".encode()).hexdigest()
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+class _Market:
+    __slots__ = (
+        "asks",
+        "bids",
+        "condition",
+        "drift",
+        "expiry_us",
+        "half_spread",
+        "index",
+        "last_us",
+        "m",
+        "no",
+        "resolved",
+        "tick",
+        "x",
+        "yes",
+    )
+
+    def __init__(self, cfg: SimConfig, index: int, rng: random.Random) -> None:
+        self.index = index
+        self.condition = _condition_id(cfg.seed, index)
+        self.yes = _token_id(cfg.seed, index, "yes")
+        self.no = _token_id(cfg.seed, index, "no")
+        p0 = rng.uniform(0.12, 0.88)
+        self.x = _logit(p0)  # latent probability, logit space
+        self.m = p0  # the market makers' estimate
+        self.drift = rng.gauss(0.0, 0.15) / 3600.0  # logit units per second
+        self.half_spread = rng.choice((0.01, 0.015, 0.02))
+        n = cfg.markets
+        self.expiry_us = cfg.start_us + int(cfg.expiry_s * 1e6 * (index + 1) / n)
+        self.last_us = cfg.start_us
+        self.tick = COARSE
+        self.bids: dict[int, float] = {}  # YES book: price units -> size
+        self.asks: dict[int, float] = {}
+        self.resolved = False
+
+    @property
+    def p(self) -> float:
+        return _sigmoid(self.x)
+
+
+class Simulator:
+    """The stream of one simulation, as record dicts in time order."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        if cfg.markets < 1:
+            raise ValueError("--markets must be at least 1")
+        if cfg.depth < 1:
+            raise ValueError("--depth must be at least 1")
+        if cfg.event_rate <= 0 or cfg.expiry_s <= 0:
+            raise ValueError("--event-rate and --expiry must be positive")
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.markets = [_Market(cfg, i, self.rng) for i in range(cfg.markets)]
+        self.metrics = FeedMetrics("feed.sim", {"source": "sim"})
+        self.trade_seq = 0
+        self.now_us = cfg.start_us
+
+    # -- the stream -----------------------------------------------------------------
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of the run, bounded by max_records / duration / the last expiry."""
+        cfg = self.cfg
+        limit = cfg.max_records or -1
+        end_us = cfg.start_us + int(cfg.duration_s * 1e6) if cfg.duration_s > 0 else None
+        for n, rec in enumerate(self._events(end_us), 1):
+            yield rec
+            if n == limit:
+                return
+
+    def _events(self, end_us: int | None) -> Iterator[dict[str, Any]]:
+        cfg = self.cfg
+        rng = self.rng
+        t0 = cfg.start_us
+        yield {
+            "type": "feed_status",
+            "ts_event": t0,
+            "ts_init": t0,
+            "source": "sim",
+            "state": "live",
+            "lag_ms": 0.0,
+            "detail": f"seed={cfg.seed} markets={cfg.markets}",
+        }
+        for mk in self.markets:  # opening books
+            self._requote(mk, rng, fill=0.85)
+            yield from self._books(mk, t0)
+        metrics_us = int(cfg.metrics_every_s * 1e6)
+        next_metrics = t0 + metrics_us if metrics_us > 0 else None
+        self.metrics.records(t0)  # opens the first window
+        mean_gap_us = 1e6 / cfg.event_rate
+        heap = [(min(t0 + self._gap(mean_gap_us), mk.expiry_us), mk.index) for mk in self.markets]
+        heapq.heapify(heap)
+        while heap:
+            due, i = heap[0]
+            mk = self.markets[i]
+            if next_metrics is not None and next_metrics <= due:
+                if end_us is not None and next_metrics > end_us:
+                    return
+                yield from self._metric_records(next_metrics)
+                next_metrics += metrics_us
+                continue
+            if end_us is not None and due > end_us:
+                return
+            heapq.heappop(heap)
+            self.now_us = due
+            if due >= mk.expiry_us:
+                self._evolve(mk, due)
+                yield from self._resolve(mk, due)
+                continue
+            yield from self._step(mk, due)
+            heapq.heappush(heap, (min(due + self._gap(mean_gap_us), mk.expiry_us), i))
+
+    def _gap(self, mean_us: float) -> int:
+        return max(1, int(self.rng.expovariate(1.0) * mean_us))
+
+    # -- dynamics ---------------------------------------------------------------------
+
+    def _evolve(self, mk: _Market, t: int) -> None:
+        """Advance the latent probability and the makers' estimate to time t."""
+        dt = (t - mk.last_us) / 1e6
+        if dt <= 0:
+            return
+        mk.last_us = t
+        rng = self.rng
+        horizon = max((mk.expiry_us - self.cfg.start_us) / 1e6, 1.0)
+        left = max((mk.expiry_us - t) / 1e6, 0.0) / horizon
+        sigma = self.cfg.volatility / 60.0 / math.sqrt(max(left, 0.02))  # per sqrt(second)
+        x = mk.x + mk.drift * dt + sigma * math.sqrt(dt) * rng.gauss(0.0, 1.0)
+        if rng.random() < dt / 1200.0:  # small jumps, ~every 20 minutes
+            x += rng.gauss(0.0, 0.35)
+        if rng.random() < dt / 7200.0:  # news shocks, ~every 2 hours
+            x += rng.choice((-1.0, 1.0)) * rng.uniform(0.8, 2.0)
+        if left < 0.1:  # information arrives as expiry nears: the market heads for 0 or 1
+            tau = max((mk.expiry_us - t) / 1e6, 30.0)
+            x += math.copysign(2.0 * dt / tau, x)
+        mk.x = min(max(x, -7.0), 7.0)
+        catch_up = 1.0 - math.exp(-dt / 8.0)  # makers learn p with an 8 s time constant
+        mk.m += (mk.p - mk.m) * catch_up
+
+    def _step(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+        self._evolve(mk, t)
+        rng = self.rng
+        yield from self._retick(mk, t)
+        trades: list[dict[str, Any]] = []
+        best_bid = max(mk.bids) if mk.bids else None
+        best_ask = min(mk.asks) if mk.asks else None
+        p_units = mk.p * UNIT
+        edge = 1.5 * mk.tick
+        if best_ask is not None and p_units > best_ask + edge and rng.random() < 0.7:
+            trades = self._take(mk, t, buy_yes=True, informed=True)
+        elif best_bid is not None and p_units < best_bid - edge and rng.random() < 0.7:
+            trades = self._take(mk, t, buy_yes=False, informed=True)
+        elif rng.random() < 0.25:
+            trades = self._take(mk, t, buy_yes=rng.random() < 0.5, informed=False)
+        yield from trades
+        self._requote(mk, rng)
+        yield from self._books(mk, t)
+
+    def _retick(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+        m = mk.m
+        new = mk.tick
+        if mk.tick == COARSE and (m < FINE_BELOW or m > FINE_ABOVE):
+            new = FINE
+        elif mk.tick == FINE and COARSE_FROM <= m <= COARSE_TO:
+            new = COARSE
+        if new == mk.tick:
+            return
+        old, mk.tick = mk.tick, new
+        if new == COARSE:  # levels between the coarse ticks are no longer valid prices
+            mk.bids = {k: v for k, v in mk.bids.items() if k % COARSE == 0}
+            mk.asks = {k: v for k, v in mk.asks.items() if k % COARSE == 0}
+        for asset in (mk.yes, mk.no):
+            yield {
+                "type": "tick_size_changed",
+                "ts_event": t,
+                "ts_init": t,
+                "venue": self.cfg.venue,
+                "market": mk.condition,
+                "asset": asset,
+                "old_tick_size": PRICE[old],
+                "new_tick_size": PRICE[new],
+            }
+
+    def _take(self, mk: _Market, t: int, buy_yes: bool, informed: bool) -> list[dict[str, Any]]:
+        """An aggressive order sweeping up to three levels; one trade record per level.
+
+        Buying YES takes YES asks; buying NO takes NO asks, i.e. the mirrored YES bids.
+        Selling YES / selling NO are the same two book sides, so the aggressor token is
+        drawn at random and the trade is reported on that token."""
+        rng = self.rng
+        cfg = self.cfg
+        size = round(cfg.min_size * math.exp(rng.gauss(1.3 if informed else 0.8, 0.8)), 2)
+        size = max(size, cfg.min_size)
+        on_yes = rng.random() < 0.5
+        if buy_yes:
+            book, levels = mk.asks, sorted(mk.asks)[:3]
+            asset, side = (mk.yes, "buy") if on_yes else (mk.no, "sell")
+        else:
+            book, levels = mk.bids, sorted(mk.bids, reverse=True)[:3]
+            asset, side = (mk.yes, "sell") if on_yes else (mk.no, "buy")
+        out: list[dict[str, Any]] = []
+        for k in levels:
+            if size <= 0:
+                break
+            avail = book[k]
+            q = min(size, avail)
+            rest = round(avail - q, 2)
+            if rest < cfg.min_size:
+                del book[k]
+            else:
+                book[k] = rest
+            size = round(size - q, 2)
+            self.trade_seq += 1
+            price = PRICE[k] if asset == mk.yes else PRICE[UNIT - k]
+            out.append(
+                {
+                    "type": "trade",
+                    "ts_event": t,
+                    "ts_init": t,
+                    "venue": cfg.venue,
+                    "market": mk.condition,
+                    "asset": asset,
+                    "price": price,
+                    "size": round(q, 2),
+                    "side": side,
+                    "trade_id": f"sim-{cfg.seed}-{self.trade_seq}",
+                }
+            )
+        # makers read the flow: each trade moves their estimate a little
+        mk.m = min(max(mk.m + (0.002 if buy_yes else -0.002) * len(out), 0.002), 0.998)
+        return out
+
+    def _requote(self, mk: _Market, rng: random.Random, fill: float = 0.35) -> None:
+        """Makers re-centre on m: pull crossing levels, refill the top, jiggle sizes."""
+        tick = mk.tick
+        lo, hi = tick, UNIT - tick
+        half = max(mk.half_spread * UNIT, tick)
+        bid0 = math.floor((mk.m * UNIT - half) / tick) * tick
+        ask0 = math.ceil((mk.m * UNIT + half) / tick) * tick
+        bid0 = min(max(bid0, lo), hi - tick)
+        ask0 = min(max(ask0, bid0 + tick), hi)
+        bids, asks = mk.bids, mk.asks
+        for k in [k for k in bids if k > bid0]:
+            del bids[k]
+        for k in [k for k in asks if k < ask0]:
+            del asks[k]
+        depth = self.cfg.depth
+        for side, top, step in ((bids, bid0, -tick), (asks, ask0, tick)):
+            for j in range(depth):
+                k = top + j * step
+                if k < lo or k > hi:
+                    break
+                if k not in side and (j == 0 or rng.random() < fill):
+                    side[k] = self._size(j)
+            if len(side) > depth + 4:  # the far end thins out
+                far = sorted(side, reverse=step > 0)
+                for k in far[: len(side) - depth - 4]:
+                    del side[k]
+        for side in (bids, asks):  # a few makers resize
+            if side and rng.random() < 0.6:
+                keys = sorted(side)
+                k = keys[rng.randrange(len(keys))]
+                side[k] = round(max(self.cfg.min_size, side[k] * rng.uniform(0.6, 1.6)), 2)
+
+    def _size(self, level: int) -> float:
+        size = self.cfg.min_size * math.exp(self.rng.gauss(2.0 + 0.15 * level, 0.9))
+        return round(max(size, self.cfg.min_size), 2)
+
+    def _books(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+        depth = self.cfg.depth
+        bid_keys = sorted(mk.bids, reverse=True)
+        ask_keys = sorted(mk.asks)
+        bids, asks = mk.bids, mk.asks
+        tick = PRICE[mk.tick]
+        common = {
+            "venue": self.cfg.venue,
+            "market": mk.condition,
+        }
+        yield {
+            "type": "book",
+            "ts_event": t,
+            "ts_init": t,
+            **common,
+            "asset": mk.yes,
+            "bids": [[PRICE[k], bids[k]] for k in bid_keys[:depth]],
+            "asks": [[PRICE[k], asks[k]] for k in ask_keys[:depth]],
+            "tick_size": tick,
+            "min_size": self.cfg.min_size,
+        }
+        yield {
+            "type": "book",
+            "ts_event": t,
+            "ts_init": t,
+            **common,
+            "asset": mk.no,
+            "bids": [[PRICE[UNIT - k], asks[k]] for k in ask_keys[:depth]],
+            "asks": [[PRICE[UNIT - k], bids[k]] for k in bid_keys[:depth]],
+            "tick_size": tick,
+            "min_size": self.cfg.min_size,
+        }
+        self.metrics.messages += 2
+        self.metrics._window_messages += 2
+
+    def _resolve(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+        mk.resolved = True
+        yes_wins = self.rng.random() < mk.p
+        yield {
+            "type": "market_resolved",
+            "ts_event": t,
+            "ts_init": t,
+            "venue": self.cfg.venue,
+            "market": mk.condition,
+            "winning_asset": mk.yes if yes_wins else mk.no,
+            "winning_outcome": "Yes" if yes_wins else "No",
+            "assets": [mk.yes, mk.no],
+        }
+
+    def _metric_records(self, t: int) -> list[dict[str, Any]]:
+        levels = {}
+        for mk in self.markets:
+            if not mk.resolved:
+                n = min(len(mk.bids), self.cfg.depth) + min(len(mk.asks), self.cfg.depth)
+                levels[mk.yes] = n
+                levels[mk.no] = n
+        return self.metrics.records(t, book_levels=levels)
+
+    def market_info(self) -> list[dict[str, Any]]:
+        """The simulated markets in the form `agkit markets` prints."""
+        return [
+            {
+                "condition_id": mk.condition,
+                "slug": f"sim-market-{self.cfg.seed}-{mk.index}",
+                "tokens": [
+                    {"token_id": mk.yes, "outcome": "Yes"},
+                    {"token_id": mk.no, "outcome": "No"},
+                ],
+                "tick_size": PRICE[mk.tick],
+                "min_size": self.cfg.min_size,
+                "neg_risk": False,
+                "end_date_us": mk.expiry_us,
+            }
+            for mk in self.markets
+        ]
+
+
+class SimFeed(SourceStage):
+    """The `feed sim` stage: as fast as the pipe drains, or paced (`realtime`, `speed`)."""
+
+    name = "feed sim"
+
+    def __init__(
+        self,
+        cfg: SimConfig,
+        *,
+        realtime: bool = False,
+        speed: float = 1.0,
+        record: str | None = None,
+    ) -> None:
+        super().__init__(record)
+        if speed <= 0:
+            raise ValueError("--speed must be positive")
+        self.cfg = cfg
+        self.realtime = realtime
+        self.speed = speed
+
+    async def run(self, ctx: Context) -> None:
+        sim = Simulator(self.cfg)
+        emit = self.emit
+        if not self.realtime:
+            n = 0
+            for rec in sim.records():
+                emit(rec)
+                n += 1
+                if n >= 4096:
+                    n = 0
+                    await self.wait_writable()
+            return
+        t0 = self.cfg.start_us
+        w0 = time.monotonic()
+        speed = self.speed
+        for rec in sim.records():
+            due = w0 + (rec["ts_event"] - t0) / 1e6 / speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                self.flush_record()
+                await asyncio.sleep(delay)
+            emit(rec)
+            if self.backlog() > 0:
+                await self.wait_writable()
