@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import msgspec
 import orjson
 
 from agkit.clock import Clock, EventClock
@@ -37,10 +38,11 @@ from agkit.stream import (
     LineSplitter,
     OnError,
     Output,
-    decode_line,
     encode_into,
+    head_error,
     is_broken_pipe,
     is_pollable,
+    read_head,
     set_nonblocking,
 )
 
@@ -279,48 +281,59 @@ class PipeRunner:
             )
 
     def _process_lines(self, src: _Source, lines: list[bytes]) -> None:
-        """The hot loop: decode, forward or hand to the stage."""
-        stage = self.stage
-        on_record = stage.on_record
-        consumes = stage.consumes
-        buf = self.out.buf
+        """The hot loop: check each line, forward it or hand it to the stage.
+
+        A light msgspec pass validates the JSON and reads `type` without building a
+        dict; only records the stage consumes are decoded in full. Consecutive
+        forwarded lines are copied out in one join."""
+        on_record = self.stage.on_record
+        consumes = self.stage.consumes
+        out = self.out
         fb_tag = self.feedback_path
-        lineno = src.lines.lineno
+        base = src.lines.lineno
         name = src.lines.name
-        for line in lines:
-            lineno += 1
-            if not line or line.isspace():
+        run = 0  # index of the first line of the current run of forwarded lines
+        for i, line in enumerate(lines):
+            try:
+                head = read_head(line)
+                if consumes is not None and head.type not in consumes and (fb_tag is None or head.fb != fb_tag):
+                    continue  # forwarded unchanged, as part of the run
+            except msgspec.DecodeError as exc:
+                head = None
+                reason = head_error(exc)
+            if run < i:
+                out.buf += b"\n".join(lines[run:i])
+                out.buf += b"\n"
+            run = i + 1
+            if head is None:
+                if line and not line.isspace():
+                    src.lines.lineno = base + i + 1
+                    self._bad(name, base + i + 1, line, reason)
                 continue
-            rec, reason = decode_line(line)
-            if rec is None:
-                src.lines.lineno = lineno
-                self._bad(name, lineno, line, reason or "bad record")
-                continue
-            self.records_in += 1
-            if fb_tag is not None and "_fb" in rec and rec["_fb"] == fb_tag:
+            if fb_tag is not None and head.fb == fb_tag:
                 continue  # our own record, back around the feedback loop: already sent on
-            if consumes is not None and rec["type"] not in consumes:
-                buf += line
-                buf += b"\n"
-                continue
+            rec = orjson.loads(line)
             try:
                 result = on_record(rec)
             except InvalidRecord as exc:
-                src.lines.lineno = lineno
-                self._bad(name, lineno, line, str(exc))
+                src.lines.lineno = base + i + 1
+                self._bad(name, base + i + 1, line, str(exc))
                 continue
             if result:
                 for r in result:
                     if r is rec:
-                        buf += line
-                        buf += b"\n"
+                        out.buf += line
+                        out.buf += b"\n"
                     else:
                         self._emit_new(r)
-            if len(buf) > BATCH_BYTES:
-                src.lines.lineno = lineno
+            if len(out.buf) > BATCH_BYTES:
+                src.lines.lineno = base + i + 1
                 self._flush()
-                buf = self.out.buf
-        src.lines.lineno = lineno
+        if run < len(lines):
+            out.buf += b"\n".join(lines[run:])
+            out.buf += b"\n"
+        self.records_in += len(lines)
+        src.lines.lineno = base + len(lines)
 
     def _bad(self, name: str, lineno: int, raw: bytes, reason: str) -> None:
         self.bad_lines += 1

@@ -56,23 +56,43 @@ def encode_into(rec: Any, buf: bytearray) -> None:
         raise TypeError(f"a stage emitted {type(rec).__name__}, not a record")
 
 
+class Head(msgspec.Struct):
+    """What the runner reads of every line: its type, and the feedback tag if any."""
+
+    type: str
+    fb: str | None = msgspec.field(name="_fb", default=None)
+
+
+read_head = msgspec.json.Decoder(Head).decode  # validates the whole line, builds no dict
+
+
+def head_error(exc: msgspec.DecodeError) -> str:
+    """A reader's words for why a line is not a record."""
+    text = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):
+        return f"invalid JSON: {text}"
+    if "missing required field `type`" in text:
+        return "no `type` field"
+    if text.endswith("`$`") or "- at" not in text:
+        return f"not a JSON object: {text}"
+    return f"invalid record: {text}"
+
+
 def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None) for a valid line, (None, reason) for a bad one."""
     try:
-        rec = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        return None, f"invalid JSON: {exc}"
-    if type(rec) is not dict:
-        return None, f"not a JSON object (a {type(rec).__name__})"
-    if type(rec.get("type")) is not str:
-        return None, "no string `type` field"
+        read_head(line)
+    except msgspec.DecodeError as exc:
+        return None, head_error(exc)
+    rec: dict[str, Any] = orjson.loads(line)
     return rec, None
 
 
 def is_pollable(fd: int) -> bool:
-    """Pipes, FIFOs, sockets and terminals can be watched by the event loop; files cannot."""
+    """Pipes, FIFOs, sockets and terminals can be watched by the event loop; files and
+    other devices (/dev/null) cannot, so they are read in slices as if always ready."""
     mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
 
 
 def set_nonblocking(fd: int, on: bool) -> bool:

@@ -73,7 +73,7 @@ def test_internal_errors_print_no_locals(tmp_path: Path) -> None:
         "import sys\nsys.argv=['agkit','pass']\n"
         "import agkit.runner\n"
         "def boom(line):\n    secret_key = 'SECRET-DO-NOT-PRINT'\n    raise RuntimeError('kaput')\n"
-        "agkit.runner.decode_line = boom\n"
+        "agkit.runner.read_head = boom\n"
         "from agkit.cli.app import main\nmain()\n"
     )
     import subprocess

@@ -188,3 +188,12 @@ def test_stdout_closed_early_exits_zero_without_noise() -> None:
     os.close(w)
     assert proc.returncode == 0
     assert proc.stderr == b""
+
+
+def test_dev_null_in_and_out() -> None:
+    with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
+        proc = subprocess.run(agkit_argv("pass"), stdin=null_in, stdout=null_out, stderr=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    with open(os.devnull, "wb") as null_out:
+        proc = subprocess.run(agkit_argv("pass"), input=b'{"type":"a"}\n', stdout=null_out, stderr=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
