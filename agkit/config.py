@@ -45,7 +45,9 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError(f"{path}: expected a mapping of command names to option mappings")
-    return {str(k): {str(o).replace("-", "_"): v for o, v in opts.items()} for k, opts in data.items()}
+    return {
+        str(k): {str(o).replace("-", "_"): v for o, v in opts.items()} for k, opts in data.items()
+    }
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -22,8 +22,11 @@ ENVIRONMENT = [
     ("AGKIT_DB", "default store URL"),
     ("AGKIT_METRICS_URL", "WebSocket endpoint of a monitor that stages push metrics to"),
     ("AGKIT_TRACEBACK", "print a traceback for internal errors"),
-    ("POLYMARKET_PRIVATE_KEY, POLYMARKET_API_KEY, POLYMARKET_API_SECRET, POLYMARKET_API_PASSPHRASE, "
-     "POLYMARKET_FUNDER, POLYMARKET_SIGNATURE_TYPE", "venue credentials (also read from .env); never logged"),
+    (
+        "POLYMARKET_PRIVATE_KEY, POLYMARKET_API_KEY, POLYMARKET_API_SECRET, POLYMARKET_API_PASSPHRASE, "
+        "POLYMARKET_FUNDER, POLYMARKET_SIGNATURE_TYPE",
+        "venue credentials (also read from .env); never logged",
+    ),
 ]
 
 
@@ -42,14 +45,18 @@ def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Co
     return out
 
 
-def render(path: list[str], cmd: click.Command, siblings: list[str]) -> str:
+def render(path: list[str], cmd: click.Command) -> str:
     name = "-".join(path)
     ctx = click.Context(cmd, info_name=" ".join(path))
     help_text = (cmd.help or "").strip()
     summary = (cmd.short_help or help_text.split("\n")[0] or name).strip().rstrip(".")
     lines = [HEADER, f'.TH "{name.upper()}" "1" "" "agkit {__version__}" "agkit manual"']
     lines += [".SH NAME", f"{_esc(name)} \\- {_esc(summary)}"]
-    lines += [".SH SYNOPSIS", f".B {_esc(' '.join(path))}", _esc(" ".join(cmd.collect_usage_pieces(ctx)))]
+    lines += [
+        ".SH SYNOPSIS",
+        f".B {_esc(' '.join(path))}",
+        _esc(" ".join(cmd.collect_usage_pieces(ctx))),
+    ]
     if help_text:
         lines += [".SH DESCRIPTION"]
         for para in help_text.split("\n\n"):
@@ -72,14 +79,21 @@ def render(path: list[str], cmd: click.Command, siblings: list[str]) -> str:
     if args:
         lines += [".SH ARGUMENTS"]
         for a in args:
-            lines += [".TP", f"\\fB{_esc(a.make_metavar(ctx))}\\fR", _esc(getattr(a, "help", None) or "")]
+            lines += [
+                ".TP",
+                f"\\fB{_esc(a.make_metavar(ctx))}\\fR",
+                _esc(getattr(a, "help", None) or ""),
+            ]
     lines += [".SH EXIT STATUS"]
     for code in ExitCode:
         lines += [".TP", f"\\fB{int(code)}\\fR", _esc(code.meaning)]
     lines += [".SH ENVIRONMENT"]
     for var, meaning in ENVIRONMENT:
         lines += [".TP", f"\\fB{_esc(var)}\\fR", _esc(meaning)]
-    lines += [".SH SEE ALSO", ", ".join(f"\\fB{_esc(s)}\\fR(1)" for s in siblings if s != name)]
+    # only the parents and the children: adding a command elsewhere must not touch this page
+    related = ["-".join(path[:i]) for i in range(1, len(path))]
+    related += [f"{name}-{sub}" for sub in sorted(getattr(cmd, "commands", {}))]
+    lines += [".SH SEE ALSO", ", ".join(f"\\fB{_esc(s)}\\fR(1)" for s in related)]
     return "\n".join(lines) + "\n"
 
 
@@ -90,8 +104,7 @@ def pages() -> dict[str, str]:
     root = command()
     assert isinstance(root, click.Command)
     tree = _walk(root, ["agkit"])
-    names = ["-".join(p) for p, _ in tree]
-    return {"-".join(p) + ".1": render(p, c, names) for p, c in tree}
+    return {"-".join(p) + ".1": render(p, c) for p, c in tree}
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,9 @@ class ValidationReport:
         return self.invalid == 0 and (not strict or self.unknown == 0)
 
 
-def validate_lines(lines: Iterable[bytes], max_errors: int = 20, strict: bool = False) -> ValidationReport:
+def validate_lines(
+    lines: Iterable[bytes], max_errors: int = 20, strict: bool = False
+) -> ValidationReport:
     """Validate NDJSON lines; records of unknown types are counted (errors when strict)."""
     report = ValidationReport()
     for lineno, raw in enumerate(lines, 1):

@@ -13,7 +13,8 @@ from agkit.stream import OnError
 
 def schema(
     record_type: Annotated[
-        str | None, typer.Argument(metavar="[TYPE]", help="One record type; all of them when omitted.")
+        str | None,
+        typer.Argument(metavar="[TYPE]", help="One record type; all of them when omitted."),
     ] = None,
 ) -> int:
     """Print the JSON Schema of the record types (one JSON document on stdout).
@@ -38,8 +39,12 @@ def schema(
 
 
 def validate(
-    files: Annotated[list[str] | None, typer.Argument(help="NDJSON files (.gz too); stdin when omitted.")] = None,
-    strict: Annotated[bool, typer.Option(help="Treat record types outside the vocabulary as errors.")] = False,
+    files: Annotated[
+        list[str] | None, typer.Argument(help="NDJSON files (.gz too); stdin when omitted.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Treat record types outside the vocabulary as errors.")
+    ] = False,
     max_errors: Annotated[int, typer.Option(help="How many errors to list on stderr.")] = 20,
 ) -> int:
     """Check a stream against the record schema.
@@ -61,7 +66,9 @@ def validate(
         for lineno, reason in report.errors:
             sys.stderr.write(f"agkit validate: {path} line {lineno}: {reason}\n")
         if report.invalid > len(report.errors):
-            sys.stderr.write(f"agkit validate: {path}: {report.invalid - len(report.errors)} more errors\n")
+            sys.stderr.write(
+                f"agkit validate: {path}: {report.invalid - len(report.errors)} more errors\n"
+            )
         summary = {
             "file": path,
             "lines": report.lines,
