@@ -8,32 +8,37 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: ## install agkit and its dev tools (editable), compiling the C ring buffer
+# Installing is a prerequisite of everything, redone only when the package definition changes.
+STAMP := .make/installed
+$(STAMP): pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
 	$(PYTHON) -m pip install -q -e ".[dev]"
-	$(MAKE) build
+	$(PYTHON) setup.py -q build_ext --inplace
+	@mkdir -p .make && touch $@
 
-build: ## compile the cffi ring buffer in place (after editing native/)
+install: $(STAMP) ## install agkit and its dev tools (editable), compiling the C ring buffer
+
+build: ## recompile the cffi ring buffer in place (after editing native/)
 	$(PYTHON) setup.py -q build_ext --inplace
 
-test: lint typecheck pytest ## ruff, mypy --strict, then the whole pytest suite
+test: $(STAMP) lint typecheck pytest ## ruff, mypy --strict, then the whole pytest suite
 
-lint: ## ruff
+lint: $(STAMP) ## ruff
 	$(PYTHON) -m ruff check agkit tests bench native examples
 
-typecheck: ## mypy, strict on agkit/
+typecheck: $(STAMP) ## mypy, strict on agkit/
 	$(PYTHON) -m mypy
 
-pytest: build
+pytest: $(STAMP)
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
-bench: build ## every benchmark, one table: figure, value, baseline, ratio
+bench: $(STAMP) ## every benchmark, one table: figure, value, baseline, ratio
 	$(PYTHON) bench/run.py
 
-man: ## regenerate man/ from the command definitions
+man: $(STAMP) ## regenerate man/ from the command definitions
 	$(PYTHON) -m agkit.manpages man
 
-demo: build ## the main job: a paper-trading bot on the simulated market, no network
+demo: $(STAMP) ## the main job: a paper-trading bot on the simulated market, no network
 	$(PYTHON) examples/demo.py
 
 clean:
-	rm -rf build *.egg-info agkit/_ring*.so agkit/_ring.c .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .make build *.egg-info agkit/_ring*.so agkit/_ring.c .pytest_cache .mypy_cache .ruff_cache
