@@ -301,7 +301,7 @@ def rollup(
         return 0
     _write_rows(None, [report], "ndjson")
     show(
-        ", ".join(f"{k} {v}" for k, v in report.items() if k != "type"),
+        ", ".join(f"{k} {v}" for k, v in report.items() if k not in ("type", "ts_event", "ts_init")),
         force=True,
     )
     return 0

@@ -101,6 +101,9 @@ class Store:
         """Create (or empty) a connection-local scratch table."""
         raise NotImplementedError
 
+    def analyze(self, name: str) -> None:
+        """Refresh planner statistics of a scratch table (where the backend needs it)."""
+
     def rollup_lock(self, wait: bool) -> AbstractContextManager[bool]:
         """An exclusive lock across processes for rollup; yields False if not acquired."""
         raise NotImplementedError
