@@ -14,7 +14,8 @@ Routes
 
 A malformed ingest line is answered with an `error` frame naming the message and line,
 counted, and skipped; the connection and its good lines carry on. Binding to a
-non-loopback address needs a token (`Authorization: Bearer T` or `?token=T`).
+non-loopback address needs a token (`Authorization: Bearer T` or `?token=T`),
+then required on every data route (the page and its static assets hold no data).
 
 Slow browsers never slow the ingest: ingest only appends to the ring buffers and to a
 bounded pending batch; a timer encodes one frame per interval and hands it to each
@@ -212,6 +213,11 @@ class WebServer:
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if path == "/health":
             return self._response(200, orjson.dumps(self.health()), "application/json")
+        # the page and its assets hold no data; the page passes its ?token= on to /dashboard
+        if not upgrade and path in ("/", "/index.html"):
+            return self._static("index.html")
+        if not upgrade and path.startswith("/static/"):
+            return self._static(path[len("/static/") :])
         if not self._authorized(request, query):
             return self._response(
                 401, b"agkit monitor: a token is required (?token= or Authorization: Bearer)\n",
@@ -225,10 +231,6 @@ class WebServer:
             return None  # go on with the WebSocket handshake
         if path == "/metrics":
             return self._response(200, self.prometheus().encode(), CONTENT_TYPE)
-        if path in ("/", "/index.html"):
-            return self._static("index.html")
-        if path.startswith("/static/"):
-            return self._static(path[len("/static/") :])
         if path == "/api/series":
             return self._response(200, orjson.dumps(self.series_table()), "application/json")
         return self._response(404, b"not found\n", "text/plain")
