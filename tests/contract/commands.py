@@ -24,6 +24,8 @@ STAGES: dict[str, Spec] = {
     "strategy mm": Spec(("strategy", "mm")),
     "exec": Spec(("exec",)),
     "risk-check": Spec(("risk-check", "-p", "policies/default.yaml"), needs=("policies/default.yaml",)),
+    "store ingest": Spec(("store", "ingest", "--db", "/tmp/agkit-contract-store.db"), kind="sink"),
+    "store ingest --tee": Spec(("store", "ingest", "--tee", "--db", "/tmp/agkit-contract-store.db")),
 }
 
 # Every command of the CLI (for --help and man page checks), including non-stages.
@@ -37,4 +39,5 @@ COMMANDS: list[tuple[str, ...]] = [
     ("strategy",),
     ("exec",),
     ("risk-check",),
+    ("store",), ("store", "ingest"), ("store", "query"), ("store", "export"), ("store", "rollup"), ("store", "retention"), ("store", "migrate"), ("store", "stats"),
 ]
