@@ -1,0 +1,671 @@
+"""The live Polymarket venue of `agkit exec --venue polymarket` (agkit/exec/venue.py).
+
+Without `--live` (the default) every order is validated, signed and printed on stderr
+as the exact POST /order body, and reported `order_rejected` with reason "dry run":
+nothing is sent, nothing is pretended to rest. With `--live`:
+
+- start: derive API credentials if none are configured (L1), then reconcile: open orders
+  this run did not place are reported `Restored`; recent trades are read so a replayed
+  event is never counted twice.
+- submit: the local gate (tick, lot, minimum, expiry, post-only) rejects with the
+  venue's wording before signing; orders arriving together go out as one POST /orders
+  (≤ 15). The order hash is known before sending, so a lost reply is resolved by looking
+  the order up, never by sending a second order (client.py). Fills that arrive on the
+  user channel before the HTTP answer wait for the acceptance.
+- user channel: trade events become `Filled` (pending) and then `Settled` confirmed or
+  failed (the OMS reverses a failed fill in the portfolio and says so); CANCELLATION
+  events become `Canceled`. After every reconnect the channel reconciles over REST
+  before any new order leaves.
+- heartbeat: POST /v1/heartbeats every 5 s while orders rest (the venue cancels them
+  all if we die). 503 modes: post-only / cancel-only are remembered for their
+  Retry-After and refused locally meanwhile.
+- stop: in-flight requests finish; resting orders are left to the heartbeat switch
+  (or cancelled with AGKIT_CANCEL_ON_EXIT=1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+from agkit.errors import ConfigError
+from agkit.exec.venue import (
+    Accepted,
+    Canceled,
+    CancelRejected,
+    Filled,
+    OpenOrder,
+    OrderRequest,
+    Rejected,
+    Restored,
+    Settled,
+    Venue,
+    VenueEvent,
+)
+from agkit.venues.polymarket import amounts as am
+from agkit.venues.polymarket.wire import MAX_BATCH, norm_status, order_payload
+
+if TYPE_CHECKING:
+    from agkit.venues.polymarket.client import ClobClient
+    from agkit.venues.polymarket.credentials import VenueConfig
+    from agkit.venues.polymarket.orders import OrderBuilder
+    from agkit.venues.polymarket.signing import SignedOrder
+    from agkit.venues.polymarket.user_ws import UserChannel
+
+_TIFS: dict[str, Any] = {"GTC": "GTC", "GTD": "GTD", "FOK": "FOK", "FAK": "FAK"}
+GTD_MIN_SECONDS = 60  # the venue's "security threshold"
+DRY_RUN_REASON = "dry run: order signed, not sent (run with --live to send)"
+
+
+@dataclass
+class _Entry:
+    req: OrderRequest
+    signed: SignedOrder | None = None
+    acked: bool = False
+    terminal: bool = False  # rejected, canceled, filled completely
+    cancel_requested: bool = False
+    filled: Decimal = Decimal(0)
+    held: list[VenueEvent] = field(default_factory=list)  # fills that beat the acceptance
+    done: asyncio.Future[None] | None = None  # resolved once Accepted/Rejected was reported
+    restored_id: str | None = None  # the venue's id of an order found by reconciliation
+
+    @property
+    def hash(self) -> str | None:
+        return self.signed.order_hash if self.signed else self.restored_id
+
+
+def _ts_us(value: Any, default: int) -> int:
+    """A venue timestamp (ms or s, number or text) as µs."""
+    try:
+        v = int(float(value))
+    except (TypeError, ValueError):
+        return default
+    if v <= 0:
+        return default
+    if v < 10**11:  # seconds
+        return v * 1_000_000
+    if v < 10**14:  # milliseconds
+        return v * 1000
+    return v
+
+
+class PolymarketVenue(Venue):
+    name: ClassVar[str] = "polymarket"
+    live: ClassVar[bool] = True  # a real venue; this instance sends only with live=True
+
+    def __init__(
+        self,
+        live: bool = False,
+        *,
+        config: VenueConfig | None = None,
+        host: str | None = None,
+        ws_url: str | None = None,
+        client: ClobClient | None = None,
+        tier: str | None = "standard",
+        heartbeat_interval: float = 5.0,
+        dry_run_out: IO[str] | None = None,
+        cancel_on_stop: bool | None = None,
+        stop_timeout: float = 10.0,
+        ws_backoff: float = 0.5,
+    ) -> None:
+        from agkit.venues.polymarket import credentials
+
+        self.sending = live
+        self.config = config or credentials.load(host, ws_url)
+        self.tier = tier
+        self.heartbeat_interval = heartbeat_interval
+        self.dry_run_out = dry_run_out
+        self.cancel_on_stop = (
+            os.environ.get("AGKIT_CANCEL_ON_EXIT", "") not in ("", "0") if cancel_on_stop is None else cancel_on_stop
+        )
+        self.stop_timeout = stop_timeout
+        self.ws_backoff = ws_backoff
+        self._client = client
+        self.builder: OrderBuilder | None = None
+        self.channel: UserChannel | None = None
+        self._orders: dict[str, _Entry] = {}
+        self._by_hash: dict[str, str] = {}
+        self._fills: dict[tuple[str, str], str] = {}  # (client id, trade id) -> settlement reported
+        self._ignored: set[tuple[str, str]] = set()  # fills from before a restored order was ours
+        self._ticks: dict[str, Any] = {}
+        self._mins: dict[str, Any] = {}
+        self._neg: dict[str, bool] = {}
+        self._lookups: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self._mode: tuple[str, str, float] | None = None  # (mode, venue message, until monotonic)
+        self._queue: list[_Entry] = []
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ready: asyncio.Event | None = None
+        self._hb_id = ""
+        self.heartbeats = 0
+        self.reconciliations = 0
+
+    def __repr__(self) -> str:
+        return f"PolymarketVenue(live={self.sending}, host={self.config.host!r})"
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Awaitable[None]:
+        return self._start()
+
+    async def _start(self) -> None:
+        from agkit.venues.polymarket.client import ClobClient, RateLimiter
+        from agkit.venues.polymarket.orders import OrderBuilder
+
+        self._ready = asyncio.Event()
+        cfg = self.config
+        signer = cfg.signer()
+        try:
+            self.builder = OrderBuilder(signer, cfg.chain_id, cfg.signature_type, cfg.funder)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self._client is None:
+            self._client = ClobClient(
+                cfg.host, signer=signer, creds=cfg.creds, chain_id=cfg.chain_id, limiter=RateLimiter(tier=self.tier), log=self.log
+            )
+        if not self.sending:
+            self.log(f"agkit exec: polymarket DRY RUN as {signer.address}: orders are signed and printed, never sent (--live sends)")
+            self._ready.set()
+            return
+        if self._client.creds is None:
+            self.log("agkit exec: no API credentials configured; deriving them with the L1 signature")
+            self._client.creds = await self._client.create_or_derive_api_key()
+        await self._reconcile(first=True)
+        self._ready.set()
+        self.log(f"agkit exec: polymarket LIVE as {signer.address} on {cfg.host}")
+
+    def run(self) -> Awaitable[None] | None:
+        if not self.sending:
+            return None
+        return self._run()
+
+    async def _run(self) -> None:
+        from agkit.venues.polymarket.user_ws import UserChannel
+
+        client = self._require_client()
+        assert client.creds is not None
+        self.channel = UserChannel(
+            self.config.ws_url,
+            client.creds,
+            self._on_ws_event,
+            on_connect=self._on_ws_connect,
+            on_disconnect=self._on_ws_disconnect,
+            log=self.log,
+            backoff_base=self.ws_backoff,
+        )
+        await asyncio.gather(self.channel.run(), self._heartbeat_loop())
+
+    def stop(self) -> Awaitable[None]:
+        return self._stop()
+
+    async def _stop(self) -> None:
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.stop_timeout)
+        client = self._client
+        if client is not None and self.sending and self.cancel_on_stop and self._resting():
+            try:
+                res = await client.cancel_all()
+                self._apply_cancel_result(res)
+            except Exception as exc:
+                self.log(f"agkit exec: cancel-all at exit failed: {exc}")
+        if self.channel is not None:
+            await self.channel.close()
+        if client is not None:
+            await client.aclose()
+        resting = self._resting()
+        if resting and self.sending:
+            self.log(f"agkit exec: {len(resting)} order(s) left resting at the venue (AGKIT_CANCEL_ON_EXIT=1 cancels them)")
+
+    # --- market data ------------------------------------------------------------------------
+
+    def on_market(self, rec: dict[str, Any]) -> None:
+        rtype = rec.get("type")
+        asset = rec.get("asset")
+        if not isinstance(asset, str):
+            return
+        if rtype == "book":
+            if rec.get("tick_size"):
+                self._ticks[asset] = rec["tick_size"]
+            if rec.get("min_size") is not None:
+                self._mins[asset] = rec["min_size"]
+            if isinstance(rec.get("neg_risk"), bool):
+                self._neg[asset] = rec["neg_risk"]
+        elif rtype == "tick_size_changed" and rec.get("new_tick_size"):
+            self._ticks[asset] = rec["new_tick_size"]
+
+    # --- orders -----------------------------------------------------------------------------
+
+    def submit(self, order: OrderRequest) -> None:
+        loop = asyncio.get_running_loop()
+        entry = _Entry(order, done=loop.create_future())
+        self._orders[order.id] = entry
+        self._spawn(self._prepare(entry))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log(f"agkit exec: polymarket venue task failed: {task.exception()!r}")
+
+    def _now(self) -> int:
+        return self.clock.now_us()
+
+    def _emit(self, ev: VenueEvent) -> None:
+        self.report(ev)
+
+    def _reject(self, entry: _Entry, reason: str) -> None:
+        if entry.terminal and entry.done is not None and entry.done.done():
+            return
+        entry.terminal = True
+        self._emit(Rejected(entry.req.id, reason, self._now(), entry.hash))
+        if entry.done is not None and not entry.done.done():
+            entry.done.set_result(None)
+
+    def _accept(self, entry: _Entry) -> None:
+        if entry.acked:
+            return
+        assert entry.hash is not None
+        entry.acked = True
+        self._emit(Accepted(entry.req.id, entry.hash, self._now()))
+        if entry.done is not None and not entry.done.done():
+            entry.done.set_result(None)
+        held, entry.held = entry.held, []
+        for ev in held:
+            self._emit_fill_event(entry, ev)
+
+    async def _market_params(self, req: OrderRequest) -> tuple[Any, bool, Any]:
+        client = self._require_client()
+        tick = req.extra.get("tick_size") or self._ticks.get(req.asset)
+        if tick is None:
+            tick = await self._lookup("tick", req.asset, client.tick_size)
+            self._ticks.setdefault(req.asset, tick)
+        neg = req.neg_risk if req.neg_risk is not None else self._neg.get(req.asset)
+        if neg is None:
+            neg = await self._lookup("neg", req.asset, client.neg_risk)
+            self._neg[req.asset] = bool(neg)
+        min_size = req.extra.get("min_size", self._mins.get(req.asset))
+        return tick, bool(neg), min_size
+
+    async def _lookup(self, kind: str, asset: str, fetch: Any) -> Any:
+        """One request per (kind, asset) however many orders wait for it."""
+        key = (kind, asset)
+        fut = self._lookups.get(key)
+        if fut is None:
+            fut = self._lookups[key] = asyncio.ensure_future(fetch(asset))
+            fut.add_done_callback(lambda _f: self._lookups.pop(key, None))
+        return await asyncio.shield(fut)
+
+    async def _prepare(self, entry: _Entry) -> None:
+        req = entry.req
+        assert self._ready is not None and self.builder is not None
+        await self._ready.wait()  # reconciliation first, after start and every reconnect
+        try:
+            tick, neg, min_size = await self._market_params(req)
+        except Exception as exc:
+            self._reject(entry, f"market parameters unknown for asset {req.asset} (tick size / neg-risk): {exc}")
+            return
+        if req.post_only and req.tif in ("FOK", "FAK"):
+            self._reject(entry, "INVALID_POST_ONLY_ORDER_TYPE: post-only is allowed for GTC and GTD orders only")
+            return
+        expiration = 0
+        if req.tif == "GTD":
+            if req.expire_at is None:
+                self._reject(entry, "invalid expiration: a GTD order needs expire_at")
+                return
+            expiration = req.expire_at // 1_000_000
+            if expiration < time.time() + GTD_MIN_SECONDS:
+                self._reject(entry, f"invalid expiration: a GTD order must expire at least {GTD_MIN_SECONDS} s from now")
+                return
+        blocked = self._mode_blocks(req)
+        if blocked:
+            self._reject(entry, blocked)
+            return
+        try:
+            entry.signed = self.builder.build(
+                req.asset, req.side.upper(), req.price, req.size, tick, neg_risk=neg, min_size=min_size, expiration=expiration
+            )
+        except am.AmountError as exc:
+            self._reject(entry, str(exc))
+            return
+        self._by_hash[entry.signed.order_hash] = req.id
+        if not self.sending:
+            self._print_dry_run(entry)
+            self._reject(entry, DRY_RUN_REASON)
+            return
+        self._queue.append(entry)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _print_dry_run(self, entry: _Entry) -> None:
+        assert entry.signed is not None
+        client = self._client
+        owner = "<POLYMARKET_API_KEY>" if client is None or client.creds is None else client.creds.api_key[:8] + "…"
+        body = order_payload(entry.signed, owner, entry.req.tif, post_only=entry.req.post_only)
+        line = json.dumps({"dry_run": True, "id": entry.req.id, "method": "POST", "path": "/order", "orderID": entry.signed.order_hash, "body": body}, separators=(",", ":"))
+        out = self.dry_run_out or sys.stderr
+        out.write(f"agkit exec: dry run: {line}\n")
+        out.flush()
+
+    def _mode_blocks(self, req: OrderRequest) -> str | None:
+        if self._mode is None:
+            return None
+        mode, message, until = self._mode
+        if time.monotonic() >= until:
+            self._mode = None
+            return None
+        if mode == "post_only" and req.post_only:
+            return None
+        return message
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            self._spawn(self._send(batch))
+
+    async def _send(self, batch: list[_Entry]) -> None:
+        from agkit.venues.polymarket.client import ClobError, ClobUnavailable, ResponseLost
+
+        client = self._require_client()
+        try:
+            if len(batch) == 1:
+                e = batch[0]
+                assert e.signed is not None
+                results = [await client.post_order(e.signed, e.req.tif, post_only=e.req.post_only)]
+            else:
+                results = await client.post_orders([(e.signed, e.req.tif, e.req.post_only) for e in batch if e.signed is not None])
+        except ClobUnavailable as exc:
+            self._enter_mode(exc)
+            for e in batch:
+                self._reject(e, exc.message)
+            return
+        except ResponseLost as exc:
+            for e in batch:
+                self._spawn(self._resolve_unknown(e, str(exc)))
+            return
+        except ClobError as exc:
+            for e in batch:
+                self._reject(e, exc.message)
+            return
+        for e, res in zip(batch, results, strict=True):
+            self._apply_post_result(e, res)
+
+    def _enter_mode(self, exc: Any) -> None:
+        wait = exc.retry_after if exc.retry_after is not None else 60.0
+        self._mode = (exc.mode, exc.message, time.monotonic() + float(wait))
+        self.log(f"agkit exec: the venue is in {exc.mode.replace('_', '-')} mode for {wait:g} s: {exc.message}")
+
+    def _apply_post_result(self, e: _Entry, res: dict[str, Any]) -> None:
+        if res.get("lost"):
+            self._spawn(self._resolve_unknown(e, str(res.get("errorMsg"))))
+            return
+        if not res.get("success"):
+            msg = str(res.get("errorMsg") or res.get("error") or "rejected by the venue")
+            if "post-only mode" in msg or "cancel-only" in msg:
+                self._mode = ("post_only" if "post-only" in msg else "cancel_only", msg, time.monotonic() + 60.0)
+            self._reject(e, msg)
+            return
+        got = str(res.get("orderID") or "")
+        if e.hash and got and got.lower() != e.hash.lower():
+            self.log(f"agkit exec: venue orderID {got} differs from the signed hash {e.hash}")
+        self._accept(e)
+        status = norm_status(res.get("status"))
+        if status == "UNMATCHED" and e.req.tif in ("FAK", "FOK") and not e.terminal:
+            e.terminal = True
+            self._emit(Canceled(e.req.id, self._now(), "unmatched: no liquidity within the limit price"))
+
+    async def _resolve_unknown(self, e: _Entry, why: str) -> None:
+        """The venue may or may not have the order: look it up until we know."""
+        client = self._require_client()
+        assert e.hash is not None
+        for attempt in range(8):
+            await asyncio.sleep(min(0.25 * 2**attempt, 10.0))
+            try:
+                found = await client.get_order(e.hash)
+            except Exception:
+                continue
+            if found is not None:
+                self._accept(e)
+                return
+            self._reject(e, f"not received by the venue ({why})")
+            return
+        self._reject(e, f"outcome unknown after repeated lookups ({why}); reconciliation will restore it if it exists")
+
+    # --- cancels ------------------------------------------------------------------------------
+
+    def cancel(self, order: OpenOrder) -> None:
+        self.cancel_many([order])
+
+    def cancel_many(self, orders: Sequence[OpenOrder]) -> None:
+        entries = []
+        for o in orders:
+            e = self._orders.get(o.request.id)
+            if e is None:
+                self._emit(CancelRejected(o.request.id, "Order not found", self._now()))
+                continue
+            e.cancel_requested = True
+            entries.append(e)
+        if entries:
+            self._spawn(self._cancel(entries))
+
+    async def _cancel(self, entries: list[_Entry]) -> None:
+        client = self._require_client()
+        for e in entries:
+            if e.done is not None and not e.done.done():
+                await e.done  # the answer to the submit first: the hash must be at the venue
+        ids: dict[str, _Entry] = {}
+        for e in entries:
+            if e.terminal or not e.acked or e.hash is None:
+                if not e.terminal:
+                    self._emit(CancelRejected(e.req.id, "order is not open at the venue", self._now()))
+                continue
+            ids[e.hash] = e
+        if not ids:
+            return
+        try:
+            if len(ids) == 1:
+                res = await client.cancel(next(iter(ids)))
+            else:
+                res = await client.cancel_orders(list(ids))
+        except Exception as exc:
+            for e in ids.values():
+                if not e.terminal:
+                    self._emit(CancelRejected(e.req.id, f"cancel failed: {exc}", self._now()))
+            return
+        self._apply_cancel_result(res)
+
+    def _apply_cancel_result(self, res: dict[str, Any]) -> None:
+        for h in res.get("canceled") or []:
+            cid = self._by_hash.get(str(h))
+            if cid is not None:
+                self._mark_canceled(self._orders[cid], None)
+        for h, reason in (res.get("not_canceled") or {}).items():
+            cid = self._by_hash.get(str(h))
+            if cid is not None and not self._orders[cid].terminal:
+                self._emit(CancelRejected(cid, str(reason), self._now()))
+
+    def _mark_canceled(self, e: _Entry, reason: str | None, ts: int | None = None) -> None:
+        if e.terminal or not e.acked:
+            return
+        e.terminal = True
+        self._emit(Canceled(e.req.id, ts or self._now(), None if e.cancel_requested else reason))
+
+    # --- user channel ----------------------------------------------------------------------------
+
+    def _on_ws_disconnect(self, reason: str) -> None:
+        if self._ready is not None:
+            self._ready.clear()  # no new order until reconciled
+
+    async def _on_ws_connect(self) -> None:
+        # every (re)connect, the first one included (it closes the gap since start):
+        # read open orders and recent trades over REST before any new order leaves
+        await self._reconcile(first=False)
+        if self._ready is not None:
+            self._ready.set()
+
+    def _on_ws_event(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("event_type") or ("trade" if ev.get("type") == "TRADE" else "order" if ev.get("type") in ("PLACEMENT", "UPDATE", "CANCELLATION") else None)
+        if kind == "trade":
+            self._on_trade(ev)
+        elif kind == "order":
+            self._on_order_event(ev)
+
+    def _on_order_event(self, ev: dict[str, Any]) -> None:
+        cid = self._by_hash.get(str(ev.get("id")))
+        if cid is None:
+            return
+        e = self._orders[cid]
+        status_raw = str(ev.get("status") or "")
+        if ev.get("type") == "CANCELLATION" or norm_status(status_raw) == "CANCELED":
+            reason = status_raw.split("_", 1)[1] if status_raw.upper().startswith("CANCELED_") else "canceled by the venue"
+            ts = _ts_us(ev.get("timestamp"), self._now())
+            if not e.acked:
+                return  # the HTTP answer decides; a cancellation follows it
+            self._mark_canceled(e, reason, ts)
+
+    def _on_trade(self, ev: dict[str, Any]) -> None:
+        status = norm_status(ev.get("status"))
+        ts = _ts_us(ev.get("timestamp") or ev.get("last_update") or ev.get("match_time") or ev.get("matchtime"), self._now())
+        trade_id = str(ev.get("id") or "")
+        if not trade_id:
+            return
+        rate = _bps(ev.get("fee_rate_bps"))
+        taker = self._by_hash.get(str(ev.get("taker_order_id")))
+        if taker is not None:
+            self._fill(taker, trade_id, status, ev.get("price"), ev.get("size"), "taker", rate, ts)
+        for m in ev.get("maker_orders") or []:
+            cid = self._by_hash.get(str(m.get("order_id")))
+            if cid is not None:
+                self._fill(cid, trade_id, status, m.get("price"), m.get("matched_amount"), "maker", 0.0, ts)
+
+    def _fill(self, cid: str, trade_id: str, status: str, price: Any, size: Any, liquidity: str, rate: float, ts: int) -> None:
+        key = (cid, trade_id)
+        if key in self._ignored:
+            return
+        e = self._orders[cid]
+        reported = self._fills.get(key)
+        settlement = {"CONFIRMED": "confirmed", "FAILED": "failed"}.get(status, "pending")
+        if reported is None:
+            if settlement == "failed":
+                self.log(f"agkit exec: trade {trade_id} of order {cid} failed before we saw it matched; nothing to reverse")
+                self._fills[key] = "failed"
+                return
+            try:
+                p, s = float(am.dec(price)), float(am.dec(size))
+            except am.AmountError:
+                self.log(f"agkit exec: trade {trade_id}: unreadable price/size {price!r}/{size!r}")
+                return
+            if s <= 0:
+                return
+            from agkit.portfolio import taker_fee
+
+            fee = taker_fee(s, p, rate) if liquidity == "taker" else 0.0
+            fill = Filled(cid, e.hash or "", trade_id, p, s, fee, liquidity, ts, settlement)  # type: ignore[arg-type]
+            self._fills[key] = settlement
+            if not e.acked:
+                e.held.append(fill)
+                return
+            self._emit_fill_event(e, fill)
+            return
+        if reported == "pending" and settlement != "pending":
+            self._fills[key] = settlement
+            ev = Settled(cid, trade_id, settlement, ts)  # type: ignore[arg-type]
+            if not e.acked:
+                e.held.append(ev)
+            else:
+                self._emit(ev)
+
+    def _emit_fill_event(self, e: _Entry, ev: VenueEvent) -> None:
+        if isinstance(ev, Filled):
+            e.filled += am.dec(ev.size)
+            if e.filled >= e.req.size:
+                e.terminal = True
+        self._emit(ev)
+
+    # --- reconciliation ----------------------------------------------------------------------------
+
+    async def _reconcile(self, first: bool) -> None:
+        client = self._require_client()
+        opened = await client.open_orders()
+        open_ids = set()
+        restored_now: set[str] = set()
+        for o in opened:
+            h = str(o.get("id"))
+            open_ids.add(h)
+            if h in self._by_hash:
+                continue
+            req = OrderRequest(
+                id=h,
+                strategy="restored",
+                venue="polymarket",
+                market=str(o.get("market", "")),
+                asset=str(o.get("asset_id", "")),
+                side="buy" if str(o.get("side", "")).upper() == "BUY" else "sell",
+                price=am.dec(o.get("price", "0")),
+                size=am.dec(o.get("original_size", "0")),
+                tif=_TIFS.get(str(o.get("order_type")), "GTC"),
+            )
+            filled = am.dec(o.get("size_matched") or "0")
+            e = _Entry(req, acked=True, filled=filled, restored_id=h)
+            self._orders[h] = e
+            self._by_hash[h] = h
+            restored_now.add(h)
+            self._emit(Restored(req, h, filled, _ts_us(o.get("created_at"), self._now())))
+        trades = await client.trades()
+        for t in trades:
+            tid = str(t.get("id"))
+            # fills of a just-restored order are already in its `filled`
+            for h in [str(t.get("taker_order_id"))] + [str(m.get("order_id")) for m in t.get("maker_orders") or []]:
+                if h in restored_now:
+                    self._ignored.add((h, tid))
+            self._on_trade(t)
+        if not first:
+            for e in list(self._orders.values()):
+                if e.acked and not e.terminal and e.hash and e.hash not in open_ids:
+                    found = await client.get_order(e.hash)
+                    status = norm_status((found or {}).get("status"))
+                    if found is None or status in ("CANCELED", "INVALID"):
+                        self._mark_canceled(e, "canceled at the venue while the user channel was down")
+        self.reconciliations += 1
+
+    # --- heartbeat -----------------------------------------------------------------------------------
+
+    def _resting(self) -> list[_Entry]:
+        return [e for e in self._orders.values() if e.acked and not e.terminal]
+
+    async def _heartbeat_loop(self) -> None:
+        client = self._require_client()
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if not self._resting():
+                continue
+            try:
+                self._hb_id = await client.heartbeat(self._hb_id)
+                self.heartbeats += 1
+            except Exception as exc:
+                self.log(f"agkit exec: heartbeat failed ({exc}); the venue cancels resting orders if this persists")
+
+    def _require_client(self) -> ClobClient:
+        if self._client is None:
+            raise ConfigError("the polymarket venue was not started")
+        return self._client
+
+
+def _bps(value: Any) -> float:
+    with contextlib.suppress(TypeError, ValueError):
+        return float(value) / 10_000
+    return 0.0
