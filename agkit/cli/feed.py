@@ -165,5 +165,88 @@ def replay(
     return _run(stage, on_error, merge)
 
 
+GammaUrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--gamma-url",
+        envvar="AGKIT_GAMMA_URL",
+        metavar="URL",
+        help="Gamma API base URL for market metadata; empty to skip lookups.",
+    ),
+]
+
+
+@feed_app.command("polymarket")
+def polymarket(
+    asset: Annotated[list[str] | None, typer.Option("--asset", metavar="TOKEN_ID", help="A token id to subscribe to (repeatable).")] = None,
+    market: Annotated[list[str] | None, typer.Option("--market", metavar="CONDITION_ID", help="A market's condition id: both its tokens (repeatable).")] = None,
+    slug: Annotated[list[str] | None, typer.Option("--slug", metavar="SLUG", help="A market or event slug, resolved through Gamma (repeatable).")] = None,
+    depth: Annotated[int, typer.Option(metavar="N", help="Levels per side in each book record.")] = 10,
+    url: Annotated[str, typer.Option("--url", envvar="AGKIT_POLYMARKET_WS_URL", metavar="URL", help="Market-channel WebSocket URL.")] = "wss://ws-subscriptions-clob.polymarket.com/ws/market",
+    gamma_url: GammaUrlOpt = "https://gamma-api.polymarket.com",
+    shard_size: Annotated[int, typer.Option("--shard-size", metavar="N", help="Assets per WebSocket connection.")] = 200,
+    ping_every: Annotated[float, typer.Option("--ping-every", metavar="SECONDS", help="Send the text keep-alive PING this often.")] = 10.0,
+    silence_timeout: Annotated[float, typer.Option("--silence-timeout", metavar="SECONDS", help="Reconnect when nothing (not even PONG) arrived for this long.")] = 30.0,
+    backoff: Annotated[float, typer.Option(metavar="SECONDS", help="First reconnect delay; doubles per failed attempt, with jitter.")] = 0.5,
+    backoff_max: Annotated[float, typer.Option("--backoff-max", metavar="SECONDS", help="Longest reconnect delay.")] = 30.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", metavar="N", help="Give up (exit 4) after N failed attempts in a row; 0 = never.")] = 0,
+    max_records: Annotated[int, typer.Option("--max-records", metavar="N", help="Stop after N records; 0 = no limit.")] = 0,
+    duration: Annotated[float, typer.Option(metavar="SECONDS", help="Stop after this long; 0 = run until stopped.")] = 0.0,
+    conflate: Annotated[bool, typer.Option("--conflate/--no-conflate", help="Under downstream back-pressure keep only the latest book per asset (trades and status records are never dropped).")] = True,
+    metrics_every: MetricsOpt = 10.0,
+    record: RecordOpt = None,
+    on_error: OnErrorOpt = OnError.SKIP,
+    merge: MergeOpt = None,
+) -> int:
+    """Stream the Polymarket CLOB market WebSocket as book/trade/... records.
+
+    Keeps a full L2 book per asset from snapshots and price_change updates and emits
+    the top --depth levels, best first, after every change; trades (last_trade_price),
+    tick_size_changed, market_resolved; feed_status on every state change
+    (reconnecting, stale, live) and as a heartbeat with the metrics. Reconnects with
+    exponential backoff and jitter, resubscribes and reseeds the books from fresh
+    snapshots. More than --shard-size assets are spread over several connections.
+    Exit status 0 when stopped, 2 for bad selectors, 4 when the venue is unreachable
+    after --max-retries.
+
+    Example: agkit feed polymarket --slug will-it-rain --record rain.ndjson.gz | agkit strategy mm
+    """
+    from agkit.errors import UsageError
+    from agkit.feed.gamma import GammaClient, resolve
+    from agkit.feed.polymarket import PolymarketFeed
+    from agkit.runner import log
+
+    if not (asset or market or slug):
+        raise UsageError("name what to subscribe to: --asset, --market or --slug")
+    client = GammaClient(gamma_url) if gamma_url else None
+    try:
+        assets, meta = resolve(client, assets=asset or [], markets=market or [], slugs=slug or [],
+                               log=lambda m: log(f"agkit feed polymarket: {m}"))
+    finally:
+        if client is not None:
+            client.close()
+    try:
+        stage = PolymarketFeed(
+            assets,
+            url=url,
+            depth=depth,
+            meta=meta,
+            shard_size=shard_size,
+            ping_every=ping_every,
+            silence=silence_timeout,
+            backoff=backoff,
+            backoff_max=backoff_max,
+            max_retries=max_retries,
+            metrics_every=metrics_every,
+            max_records=max_records,
+            duration=duration,
+            conflate=conflate,
+            record=record,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return _run(stage, on_error, merge)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(feed_app, name="feed")

@@ -1,0 +1,647 @@
+"""`agkit feed polymarket`: the CLOB market WebSocket into book/trade/... records.
+
+`Normalizer` turns venue frames into records (library form, no I/O): a full L2 book
+per asset from `book` snapshots and `price_change` updates (the current
+`price_changes[]` schema, and both legacy forms), `trade` from `last_trade_price`,
+`tick_size_changed`, `market_resolved`. Frames may be JSON objects or arrays of them;
+unknown event types are counted and reported once; malformed events are counted,
+reported and skipped (an event is validated whole before it touches a book).
+
+`PolymarketFeed` is the stage: one WebSocket per shard of at most `shard_size`
+assets; a text `PING` every `ping_every` seconds; a silence watchdog; reconnection
+with exponential backoff and full jitter; on every (re)connection the shard's books
+are dropped and reseeded from the fresh snapshots, bracketed by `feed_status`
+`reconnecting` → `live` so nothing downstream trades on a stale book. Under
+downstream back-pressure book records are conflated per asset (the latest book
+wins); trades, resolutions and status records are never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from agkit.errors import VenueError
+from agkit.feed.base import FeedMetrics, SourceStage
+from agkit.feed.book import L2Book
+from agkit.records import now_us
+from agkit.stage import Context
+
+WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+DEFAULT_TICK = 0.01
+DEFAULT_MIN_SIZE = 5.0
+IGNORED_EVENTS = frozenset({"best_bid_ask", "new_market"})
+REPORT_FIRST = 20
+
+
+@dataclass
+class AssetMeta:
+    """What the book record needs beyond the frames: from Gamma, or the book snapshot."""
+
+    market: str = ""
+    tick_size: float = DEFAULT_TICK
+    min_size: float = DEFAULT_MIN_SIZE
+    neg_risk: bool | None = None
+    outcome: str | None = None
+
+
+class BadEvent(ValueError):
+    pass
+
+
+def _num(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadEvent(f"{what} is not a number: {value!r}")
+    try:
+        x = float(value)
+    except ValueError:
+        raise BadEvent(f"{what} is not a number: {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise BadEvent(f"{what} out of range: {value!r}")
+    return x
+
+
+def _str(ev: dict[str, Any], key: str) -> str:
+    value = ev.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadEvent(f"missing or empty {key!r}")
+    return value
+
+
+def _levels(raw: Any, what: str) -> list[tuple[float, float]]:
+    if not isinstance(raw, list):
+        raise BadEvent(f"{what} is not a list")
+    out = []
+    for lv in raw:
+        if isinstance(lv, dict):
+            out.append((_num(lv.get("price"), f"{what} price"), _num(lv.get("size"), f"{what} size")))
+        elif isinstance(lv, list) and len(lv) == 2:
+            out.append((_num(lv[0], f"{what} price"), _num(lv[1], f"{what} size")))
+        else:
+            raise BadEvent(f"bad {what} level {lv!r}")
+    return out
+
+
+def _side(value: Any) -> bool:
+    """True for a bid level (BUY), False for an ask level (SELL)."""
+    if value in ("BUY", "buy", "Buy"):
+        return True
+    if value in ("SELL", "sell", "Sell"):
+        return False
+    raise BadEvent(f"bad side {value!r}")
+
+
+class Normalizer:
+    """Venue frames in, records out; keeps the books. No I/O."""
+
+    def __init__(
+        self,
+        *,
+        venue: str = "polymarket",
+        depth: int = 10,
+        meta: dict[str, AssetMeta] | None = None,
+        log: Callable[[str], None] | None = None,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.venue = venue
+        self.depth = depth
+        self.meta: dict[str, AssetMeta] = meta if meta is not None else {}
+        self.books: dict[str, L2Book] = {}
+        self.log = log or (lambda _m: None)
+        self.clock = clock
+        self.frames = 0
+        self.events = 0
+        self.bad = 0
+        self.unknown = 0
+        self.ignored = 0
+        self.dropped_deltas = 0  # updates for an asset with no snapshot since (re)connect
+        self.last_lag_ms: float | None = None
+        self.trade_seq = 0
+        self._unknown_seen: set[str] = set()
+        # hooks for the stage
+        self.on_snapshot: Callable[[str], None] | None = None
+
+    # -- frames ----------------------------------------------------------------------
+
+    def frame(self, data: str | bytes, recv_us: int | None = None) -> list[dict[str, Any]]:
+        """Records for one WebSocket message (an object or an array of objects)."""
+        self.frames += 1
+        now = self.clock() if recv_us is None else recv_us
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            self._bad(f"not JSON: {text[:120]!r}")
+            return []
+        items = obj if isinstance(obj, list) else [obj]
+        out: list[dict[str, Any]] = []
+        for ev in items:
+            out += self.event(ev, now)
+        return out
+
+    def event(self, ev: Any, now: int) -> list[dict[str, Any]]:
+        if not isinstance(ev, dict):
+            self._bad(f"event is not an object: {str(ev)[:120]}")
+            return []
+        self.events += 1
+        kind = ev.get("event_type")
+        try:
+            ts = self._ts(ev, now)
+            if kind == "book":
+                return self._book(ev, ts, now)
+            if kind == "price_change":
+                return self._price_change(ev, ts, now)
+            if kind == "last_trade_price":
+                return self._trade(ev, ts, now)
+            if kind == "tick_size_change":
+                return self._tick(ev, ts, now)
+            if kind == "market_resolved":
+                return self._resolved(ev, ts, now)
+        except BadEvent as exc:
+            self._bad(f"{kind}: {exc}")
+            return []
+        if kind in IGNORED_EVENTS:
+            self.ignored += 1
+            return []
+        self.unknown += 1
+        label = str(kind)[:60]
+        if label not in self._unknown_seen:
+            self._unknown_seen.add(label)
+            self.log(f"unknown event type {label!r} ignored: {orjson.dumps(ev)[:160].decode('utf-8', 'replace')}")
+        return []
+
+    def _bad(self, reason: str) -> None:
+        self.bad += 1
+        if self.bad <= REPORT_FIRST:
+            self.log(f"bad frame skipped: {reason}")
+
+    def _ts(self, ev: dict[str, Any], now: int) -> int:
+        raw = ev.get("timestamp")
+        if raw is None:
+            return now
+        ms = _num(raw, "timestamp")
+        if ms < 1e11:  # seconds (docs examples), not ms
+            ms *= 1000
+        ts = int(ms * 1000)
+        self.last_lag_ms = (now - ts) / 1000
+        return ts
+
+    def _meta(self, asset: str, market: str | None) -> AssetMeta:
+        m = self.meta.get(asset)
+        if m is None:
+            m = self.meta[asset] = AssetMeta(market=market or "")
+        elif market and not m.market:
+            m.market = market
+        return m
+
+    def book_record(self, asset: str, ts: int, now: int) -> dict[str, Any]:
+        book = self.books[asset]
+        meta = self.meta[asset]
+        bids, asks = book.top(self.depth)
+        rec: dict[str, Any] = {
+            "type": "book",
+            "ts_event": ts,
+            "ts_init": now,
+            "venue": self.venue,
+            "market": meta.market,
+            "asset": asset,
+            "bids": bids,
+            "asks": asks,
+            "tick_size": meta.tick_size,
+            "min_size": meta.min_size,
+        }
+        if book.hash:
+            rec["hash"] = book.hash
+        return rec
+
+    # -- events ------------------------------------------------------------------------
+
+    def _book(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+        asset = _str(ev, "asset_id")
+        market = ev.get("market") if isinstance(ev.get("market"), str) else None
+        bids = _levels(ev.get("bids", ev.get("buys")), "bids")
+        asks = _levels(ev.get("asks", ev.get("sells")), "asks")
+        tick = ev.get("tick_size")
+        min_size = ev.get("min_order_size")
+        meta = self._meta(asset, market)
+        if tick is not None:
+            meta.tick_size = _num(tick, "tick_size")
+        if min_size is not None:
+            meta.min_size = _num(min_size, "min_order_size")
+        book = self.books.get(asset)
+        if book is None:
+            book = self.books[asset] = L2Book()
+        book.snapshot(bids, asks)
+        book.hash = ev.get("hash") if isinstance(ev.get("hash"), str) else None
+        book.ts_us = ts
+        if self.on_snapshot is not None:
+            self.on_snapshot(asset)
+        return [self.book_record(asset, ts, now)]
+
+    def _price_change(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+        market = ev.get("market") if isinstance(ev.get("market"), str) else None
+        changes: list[tuple[str, bool, float, float, str | None]] = []
+        if "price_changes" in ev:  # current schema
+            raw = ev["price_changes"]
+            if not isinstance(raw, list):
+                raise BadEvent("price_changes is not a list")
+            for ch in raw:
+                if not isinstance(ch, dict):
+                    raise BadEvent(f"bad price change {ch!r}")
+                h = ch.get("hash")
+                changes.append(
+                    (
+                        _str(ch, "asset_id"),
+                        _side(ch.get("side")),
+                        _num(ch.get("price"), "price"),
+                        _num(ch.get("size"), "size"),
+                        h if isinstance(h, str) else None,
+                    )
+                )
+        elif "changes" in ev:  # legacy: one asset, changes[]
+            asset = _str(ev, "asset_id")
+            h = ev.get("hash") if isinstance(ev.get("hash"), str) else None
+            raw = ev["changes"]
+            if not isinstance(raw, list):
+                raise BadEvent("changes is not a list")
+            for ch in raw:
+                if not isinstance(ch, dict):
+                    raise BadEvent(f"bad change {ch!r}")
+                changes.append(
+                    (asset, _side(ch.get("side")), _num(ch.get("price"), "price"), _num(ch.get("size"), "size"), h)
+                )
+        elif "price" in ev:  # legacy single level
+            h = ev.get("hash") if isinstance(ev.get("hash"), str) else None
+            changes.append(
+                (_str(ev, "asset_id"), _side(ev.get("side")), _num(ev["price"], "price"), _num(ev.get("size"), "size"), h)
+            )
+        else:
+            raise BadEvent("no price_changes, changes or price")
+        touched: dict[str, None] = {}
+        books = self.books
+        for asset, is_bid, price, size, h in changes:
+            book = books.get(asset)
+            if book is None:
+                self.dropped_deltas += 1
+                continue
+            book.set(is_bid, price, size)
+            if h is not None:
+                book.hash = h
+            book.ts_us = ts
+            touched[asset] = None
+            if market:
+                self._meta(asset, market)
+        return [self.book_record(a, ts, now) for a in touched]
+
+    def _trade(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+        asset = _str(ev, "asset_id")
+        price = _num(ev.get("price"), "price")
+        size = _num(ev.get("size"), "size")
+        side = "buy" if _side(ev.get("side")) else "sell"
+        market = ev.get("market") if isinstance(ev.get("market"), str) else None
+        meta = self._meta(asset, market)
+        self.trade_seq += 1
+        tx = ev.get("transaction_hash")
+        trade_id = f"{tx}:{asset[-12:]}" if isinstance(tx, str) and tx else f"{ts}-{asset[-12:]}-{self.trade_seq}"
+        rec: dict[str, Any] = {
+            "type": "trade",
+            "ts_event": ts,
+            "ts_init": now,
+            "venue": self.venue,
+            "market": market or meta.market,
+            "asset": asset,
+            "price": price,
+            "size": size,
+            "side": side,
+            "trade_id": trade_id,
+        }
+        fee = ev.get("fee_rate_bps")
+        if fee is not None and fee != "":
+            rec["fee_rate_bps"] = _num(fee, "fee_rate_bps")
+        return [rec]
+
+    def _tick(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+        asset = _str(ev, "asset_id")
+        new = _num(ev.get("new_tick_size"), "new_tick_size")
+        market = ev.get("market") if isinstance(ev.get("market"), str) else None
+        meta = self._meta(asset, market)
+        old_raw = ev.get("old_tick_size")
+        old = _num(old_raw, "old_tick_size") if old_raw is not None else meta.tick_size
+        if new <= 0:
+            raise BadEvent("new_tick_size must be positive")
+        meta.tick_size = new
+        out: list[dict[str, Any]] = [
+            {
+                "type": "tick_size_changed",
+                "ts_event": ts,
+                "ts_init": now,
+                "venue": self.venue,
+                "market": market or meta.market,
+                "asset": asset,
+                "old_tick_size": old,
+                "new_tick_size": new,
+            }
+        ]
+        if asset in self.books:
+            out.append(self.book_record(asset, ts, now))
+        return out
+
+    def _resolved(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+        market = _str(ev, "market")
+        winner = _str(ev, "winning_asset_id")
+        assets = ev.get("assets_ids") or []
+        if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+            raise BadEvent("assets_ids is not a list of strings")
+        rec: dict[str, Any] = {
+            "type": "market_resolved",
+            "ts_event": ts,
+            "ts_init": now,
+            "venue": self.venue,
+            "market": market,
+            "winning_asset": winner,
+            "assets": assets,
+        }
+        outcome = ev.get("winning_outcome")
+        if isinstance(outcome, str):
+            rec["winning_outcome"] = outcome
+        return [rec]
+
+
+class _Silent(Exception):
+    pass
+
+
+class PolymarketFeed(SourceStage):
+    """The `feed polymarket` stage."""
+
+    name = "feed polymarket"
+
+    def __init__(
+        self,
+        assets: list[str],
+        *,
+        url: str = WS_URL,
+        depth: int = 10,
+        meta: dict[str, AssetMeta] | None = None,
+        shard_size: int = 200,
+        ping_every: float = 10.0,
+        silence: float = 30.0,
+        backoff: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retries: int = 0,
+        metrics_every: float = 10.0,
+        max_records: int = 0,
+        duration: float = 0.0,
+        conflate: bool = True,
+        record: str | None = None,
+        venue: str = "polymarket",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(record)
+        if not assets:
+            raise ValueError("no assets to subscribe to")
+        if shard_size < 1 or depth < 1:
+            raise ValueError("--shard-size and --depth must be at least 1")
+        self.assets = list(dict.fromkeys(assets))
+        self.url = url
+        self.depth = depth
+        self.meta = meta if meta is not None else {}
+        self.shard_size = shard_size
+        self.ping_every = ping_every
+        self.silence = silence
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.max_retries = max_retries
+        self.metrics_every = metrics_every
+        self.max_records = max_records
+        self.duration = duration
+        self.conflate = conflate
+        self.venue = venue
+        self.rng = random.Random(seed)
+        self.metrics = FeedMetrics("polymarket.clob", {"source": "polymarket"})
+        self.emitted = 0
+        self.conflated = 0
+        self._held: dict[str, dict[str, Any]] = {}
+        self._finished: asyncio.Event | None = None
+        self._shard_state: dict[int, str] = {}
+        self._awaiting: dict[int, set[str]] = {}
+        self._shard_of: dict[str, int] = {}
+        self._live_pending: set[int] = set()
+
+    # -- output ---------------------------------------------------------------------
+
+    def _out(self, rec: dict[str, Any]) -> None:
+        if self._finished is not None and self._finished.is_set():
+            return
+        if rec["type"] == "book" and self.conflate and (self._held or self.backlogged()):
+            asset = rec["asset"]
+            if asset in self._held:
+                self.conflated += 1
+            self._held[asset] = rec
+            return
+        self._put(rec)
+
+    def _put(self, rec: dict[str, Any]) -> None:
+        if self.max_records and self.emitted >= self.max_records:
+            if self._finished is not None:
+                self._finished.set()
+            return
+        self.emit(rec)
+        self.emitted += 1
+        if self.max_records and self.emitted >= self.max_records and self._finished is not None:
+            self._finished.set()
+
+    def _release_held(self) -> None:
+        if self._held and not self.backlogged():
+            held, self._held = self._held, {}
+            for rec in held.values():
+                self._put(rec)
+
+    async def _conflation_pump(self) -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            self._release_held()
+
+    def _status(self, state: str, detail: str) -> None:
+        now = now_us()
+        rec: dict[str, Any] = {
+            "type": "feed_status",
+            "ts_event": now,
+            "ts_init": now,
+            "source": "polymarket",
+            "state": state,
+            "detail": detail,
+        }
+        if self.norm.last_lag_ms is not None:
+            rec["lag_ms"] = round(self.norm.last_lag_ms, 3)
+        self._release_held()  # a status is ordered after the books it concerns
+        self._put(rec)
+
+    # -- running --------------------------------------------------------------------------
+
+    def start(self, ctx: Context) -> None:
+        super().start(ctx)
+        self.norm = Normalizer(
+            venue=self.venue,
+            depth=self.depth,
+            meta=self.meta,
+            log=lambda m: ctx.log(f"agkit {self.name}: {m}"),
+        )
+        self.norm.on_snapshot = self._snapshot_arrived
+
+    async def run(self, ctx: Context) -> None:
+        self._finished = asyncio.Event()
+        shards = [self.assets[i : i + self.shard_size] for i in range(0, len(self.assets), self.shard_size)]
+        tasks = [asyncio.create_task(self._shard(i, s)) for i, s in enumerate(shards)]
+        for i, s in enumerate(shards):
+            for a in s:
+                self._shard_of[a] = i
+        helpers = [asyncio.create_task(self._conflation_pump())]
+        if self.metrics_every > 0:
+            helpers.append(asyncio.create_task(self._metrics_loop()))
+        finished = asyncio.create_task(self._finished.wait())
+        waiters: list[asyncio.Task[Any]] = [*tasks, finished]
+        if self.duration > 0:
+            waiters.append(asyncio.create_task(asyncio.sleep(self.duration)))
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t in tasks and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in waiters + helpers:
+                t.cancel()
+            for t in waiters + helpers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            self._release_held_final()
+
+    def _release_held_final(self) -> None:
+        held, self._held = self._held, {}
+        for rec in held.values():
+            self._put(rec)
+
+    def _snapshot_arrived(self, asset: str) -> None:
+        sid = self._shard_of.get(asset)
+        if sid is None:
+            return
+        waiting = self._awaiting.get(sid)
+        if waiting is not None and asset in waiting:
+            waiting.discard(asset)
+            if not waiting and self._shard_state.get(sid) != "live":
+                self._shard_state[sid] = "live"
+                self._live_pending.add(sid)
+
+    async def _metrics_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.metrics_every)
+            now = now_us()
+            levels = {a: b.levels for a, b in self.norm.books.items()}
+            states = set(self._shard_state.values())
+            state = "live" if states == {"live"} else ("stale" if "stale" in states else "reconnecting")
+            self._status(state, "heartbeat")
+            for rec in self.metrics.records(now, live=True, book_levels=levels):
+                self._put(rec)
+            if self.conflated:
+                self._put(
+                    {
+                        "type": "metric",
+                        "ts_event": now,
+                        "ts_init": now,
+                        "name": "polymarket.clob.books_conflated",
+                        "kind": "counter",
+                        "value": self.conflated,
+                        "labels": {"source": "polymarket"},
+                    }
+                )
+            self.flush_record()
+
+    async def _ping(self, ws: Any) -> None:
+        while True:
+            await asyncio.sleep(self.ping_every)
+            await ws.send("PING")
+
+    async def _shard(self, sid: int, assets: list[str]) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+        sub = orjson.dumps({"assets_ids": assets, "type": "market", "custom_feature_enabled": True}).decode()
+        failures = 0
+        label = f"shard {sid}" if len(self.assets) > self.shard_size else "connection"
+        ever_connected = False
+        while True:
+            reason = "closed"
+            got_events = False
+            try:
+                async with connect(
+                    self.url,
+                    ping_interval=None,
+                    open_timeout=max(self.silence, 1.0),
+                    close_timeout=1.0,
+                    max_size=1 << 24,
+                    max_queue=1024,
+                ) as ws:
+                    ever_connected = True
+                    self._shard_state[sid] = "reconnecting"
+                    self._awaiting[sid] = set(assets)
+                    self.metrics.connected = True
+                    await ws.send(sub)
+                    pinger = asyncio.create_task(self._ping(ws))
+                    try:
+                        while True:
+                            try:
+                                async with asyncio.timeout(self.silence):
+                                    msg = await ws.recv()
+                            except TimeoutError:
+                                raise _Silent() from None
+                            if msg in ("PONG", "pong", b"PONG"):
+                                continue
+                            now = now_us()
+                            recs = self.norm.frame(msg, now)
+                            self.metrics.message(self.norm.last_lag_ms)
+                            for rec in recs:
+                                self._out(rec)
+                            if sid in self._live_pending:
+                                self._live_pending.discard(sid)
+                                self._status("live", f"{label}: {len(assets)} assets subscribed, books seeded")
+                                got_events = True
+                    finally:
+                        pinger.cancel()
+            except _Silent:
+                reason = f"no frame for {self.silence:g} s (watchdog)"
+                self._shard_state[sid] = "stale"
+                self._status("stale", f"{label}: {reason}")
+            except ConnectionClosed as exc:
+                rcv = exc.rcvd
+                reason = f"connection closed ({rcv.code} {rcv.reason})".rstrip() if rcv else "connection dropped"
+            except InvalidURI as exc:
+                raise VenueError(f"bad WebSocket URL {self.url}: {exc}") from None
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                reason = f"cannot connect to {self.url}: {exc or type(exc).__name__}"
+            self.metrics.connected = False
+            for a in assets:  # never keep a book across a gap
+                book = self.norm.books.pop(a, None)
+                del book
+            self._held = {a: r for a, r in self._held.items() if a not in assets}
+            self._shard_state[sid] = "reconnecting"
+            self._live_pending.discard(sid)
+            if not got_events:
+                failures += 1
+            else:
+                failures = 1
+            if self.max_retries and failures > self.max_retries:
+                what = "refused or dropped every subscription" if ever_connected else "unreachable"
+                self._status("stale", f"{label}: gave up after {self.max_retries} retries: {reason}")
+                raise VenueError(f"{self.url} {what} ({self.max_retries} retries); last: {reason}")
+            delay = min(self.backoff_max, self.backoff * 2 ** (failures - 1)) * self.rng.uniform(0.5, 1.0)
+            self._status("reconnecting", f"{label}: {reason}; retry in {delay:.2f} s")
+            self.ctx.log(f"agkit {self.name}: {label}: {reason}; reconnecting in {delay:.2f} s")
+            await asyncio.sleep(delay)
+            self.metrics.reconnects += 1
