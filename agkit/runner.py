@@ -22,7 +22,7 @@ import signal
 import stat
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -32,7 +32,7 @@ from agkit.clock import Clock, EventClock
 from agkit.errors import AgkitError, InvalidRecord
 from agkit.exit_codes import ExitCode
 from agkit.records import Record, now_us, to_builtins
-from agkit.stage import Context, Out, Rec, Stage, Timer
+from agkit.stage import Context, MaybeAsync, Out, Rec, Stage, Timer
 from agkit.stream import (
     RAW_KEEP,
     LineSplitter,
@@ -296,7 +296,11 @@ class PipeRunner:
         for i, line in enumerate(lines):
             try:
                 head = read_head(line)
-                if consumes is not None and head.type not in consumes and (fb_tag is None or head.fb != fb_tag):
+                if (
+                    consumes is not None
+                    and head.type not in consumes
+                    and (fb_tag is None or head.fb != fb_tag)
+                ):
                     continue  # forwarded unchanged, as part of the run
             except msgspec.DecodeError as exc:
                 head = None
@@ -582,55 +586,68 @@ class Chain(Stage):
         self._pending: deque[dict[str, Any]] = deque()
         self._timers: list[tuple[int, int, Timer]] = []  # (due, stage index, timer)
         self._out: list[Rec] = []
+        self._sync_only = False  # set by process(), which has no event loop
 
     # Stage interface ----------------------------------------------------------------
 
-    def start(self, ctx: Context) -> Out:
+    def start(self, ctx: Context) -> MaybeAsync:
         self.ctx = ctx
-        out: list[Rec] = []
+        self._ctxs = [
+            Context(self.clock, self._emitter(i), ctx.log) for i in range(len(self.stages))
+        ]
+        results = self._collect(
+            [stage.start(c) for stage, c in zip(self.stages, self._ctxs, strict=True)]
+        )
+        now = self.clock.now_us()
         for i, stage in enumerate(self.stages):
-            res = stage.start(Context(self.clock, self._emitter(i), ctx.log))
-            if inspect.isawaitable(res):
-                raise TypeError(f"stage {stage.name} has an async start; it cannot run in a chain")
-            out += self._emitted(i, res)
-            now = self.clock.now_us()
             self._timers += [(now + t.interval_us, i, t) for t in stage.timers()]
-        return out
+        if any(inspect.isawaitable(r) for r in results):
+            return self._settle(results)  # a live venue reconciles before trading
+        return self._emitted_all(results)
 
     def on_record(self, rec: dict[str, Any]) -> Out:
-        ts = rec.get("ts_event")
-        out: list[Rec] = []
-        if type(ts) is int:
-            if self._timers:
-                out = self._fire_timers(ts)
-            if isinstance(self.clock, EventClock):
-                self.clock.advance(ts)
-        out += self._through(0, [rec])
-        if self._pending:
-            out += self._drain_feedback()
-        return out
+        return self._ingest(0, [rec])
 
     def run(self, ctx: Context) -> Awaitable[None] | None:
-        return self.stages[0].run(ctx)
+        return self.stages[0].run(self._ctxs[0])
 
-    def stop(self) -> Out:
-        out: list[Rec] = []
-        for i, stage in enumerate(self.stages):
-            res = stage.stop()
-            if inspect.isawaitable(res):
-                raise TypeError(f"stage {stage.name} has an async stop; it cannot run in a chain")
-            out += self._emitted(i, res)
-        return out
+    def timers(self) -> list[Timer]:
+        if isinstance(self.clock, EventClock) or not self._timers:
+            return []
+        # on a wall clock, stage timers also fire while the market is quiet
+        return [Timer(min(t.interval_us for _, _, t in self._timers), self._tick)]
+
+    def stop(self) -> MaybeAsync:
+        results = self._collect([stage.stop() for stage in self.stages])
+        if any(inspect.isawaitable(r) for r in results):
+            return self._settle(results)
+        return self._emitted_all(results)
 
     def process(self, records: Iterable[dict[str, Any]]) -> Iterable[Rec]:
         """Push a whole stream through the chain, start and stop included."""
-        yield from self.start(Context(self.clock, self._out.append, log)) or ()
+        self._sync_only = True
+        yield from self._sync(self.start(Context(self.clock, self._out.append, log)))
         for rec in records:
-            yield from self.on_record(rec) or ()
+            yield from self._ingest(0, [rec])
             if self._out:
                 yield from self._take_out()
-        yield from self.stop() or ()
+        yield from self._sync(self.stop())
         yield from self._take_out()
+
+    def _sync(self, result: MaybeAsync) -> Iterable[Rec]:
+        assert not inspect.isawaitable(result)  # _collect refused async stages already
+        return result or ()
+
+    def _collect(self, results: list[MaybeAsync]) -> list[MaybeAsync]:
+        """Under process() there is no event loop: refuse async stages cleanly."""
+        if self._sync_only and any(inspect.isawaitable(r) for r in results):
+            for r in results:
+                if inspect.iscoroutine(r):
+                    r.close()
+            raise TypeError(
+                "an async stage cannot run in Chain.process; run the chain under PipeRunner"
+            )
+        return results
 
     # internals ------------------------------------------------------------------------
 
@@ -638,9 +655,51 @@ class Chain(Stage):
         out, self._out = self._out, []
         return out
 
+    async def _settle(self, results: Sequence[MaybeAsync]) -> Out:
+        done = [await r if inspect.isawaitable(r) else r for r in results]
+        return self._emitted_all(done)
+
+    def _emitted_all(self, results: Sequence[MaybeAsync]) -> list[Rec]:
+        out: list[Rec] = []
+        for i, res in enumerate(results):
+            if inspect.isawaitable(res):
+                raise TypeError(
+                    f"stage {self.stages[i].name} is async; run the chain under PipeRunner"
+                )
+            out += self._emitted(i, res)
+        return out
+
+    def _advance(self, rec: dict[str, Any]) -> list[Rec]:
+        """Fire the timers due by this record's ts_event, then move the event clock to it."""
+        ts = rec.get("ts_event")
+        if type(ts) is not int:
+            return []
+        out = self._fire_timers(ts) if self._timers else []
+        if isinstance(self.clock, EventClock):
+            self.clock.advance(ts)
+        return out
+
+    def _ingest(self, index: int, recs: list[dict[str, Any]]) -> list[Rec]:
+        """Records entering the chain at stage `index` from outside."""
+        out: list[Rec] = []
+        for rec in recs:
+            out += self._advance(rec)
+            out += self._through(index, [rec])
+            if self._pending:
+                out += self._drain_feedback()
+        return out
+
+    def _tick(self) -> Out:
+        return self._fire_timers(self.clock.now_us())
+
     def _emitter(self, index: int) -> Callable[[Rec], None]:
+        source = index == 0 and not self.stages[0].reads_input
+
         def emit(rec: Rec) -> None:
-            for r in self._emitted(index, (rec,)):
+            d = rec if type(rec) is dict else to_builtins(rec)  # type: ignore[arg-type]
+            # a source's record is its output: it moves event time, then enters stage 1
+            out = (self._advance(d) if source else []) + self._emitted(index, (d,))
+            for r in out:
                 self.ctx.emit(r)
 
         return emit

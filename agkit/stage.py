@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 Rec = dict[str, Any] | Record
 Out = Iterable[Rec] | None
+MaybeAsync = Out | Awaitable[Out]  # start/stop of a stage holding sockets may be async
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Stage:
 
     ctx: Context
 
-    def start(self, ctx: Context) -> Out:
+    def start(self, ctx: Context) -> MaybeAsync:
         self.ctx = ctx
         return None
 
@@ -87,5 +88,5 @@ class Stage:
         """Optional source coroutine (e.g. a WebSocket loop); ends the stage when it returns."""
         return None
 
-    def stop(self) -> Out:
+    def stop(self) -> MaybeAsync:
         return None

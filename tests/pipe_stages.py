@@ -24,11 +24,26 @@ class Strategy(Stage):
             self.fills += 1
             return (rec,)
         self.n += 1
-        order = {"type": "submit_order", "ts_event": rec["ts_event"], "ts_init": rec["ts_event"], "id": f"o{self.n}"}
+        order = {
+            "type": "submit_order",
+            "ts_event": rec["ts_event"],
+            "ts_init": rec["ts_event"],
+            "id": f"o{self.n}",
+        }
         return (rec, order)
 
     def stop(self) -> Out:
-        return ({"type": "metric", "ts_event": 0, "ts_init": 0, "name": "fills_seen", "kind": "counter", "value": self.fills, "labels": {}},)
+        return (
+            {
+                "type": "metric",
+                "ts_event": 0,
+                "ts_init": 0,
+                "name": "fills_seen",
+                "kind": "counter",
+                "value": self.fills,
+                "labels": {},
+            },
+        )
 
 
 class Exec(Stage):
@@ -40,8 +55,20 @@ class Exec(Stage):
     def on_record(self, rec: dict[str, Any]) -> Out:
         ts = rec["ts_event"]
         return (
-            {"type": "order_accepted", "ts_event": ts, "ts_init": ts, "id": rec["id"], "venue_order_id": "v" + rec["id"]},
-            {"type": "order_filled", "ts_event": ts, "ts_init": ts, "id": rec["id"], "trade_id": "t" + rec["id"]},
+            {
+                "type": "order_accepted",
+                "ts_event": ts,
+                "ts_init": ts,
+                "id": rec["id"],
+                "venue_order_id": "v" + rec["id"],
+            },
+            {
+                "type": "order_filled",
+                "ts_event": ts,
+                "ts_init": ts,
+                "id": rec["id"],
+                "trade_id": "t" + rec["id"],
+            },
         )
 
 
@@ -51,8 +78,9 @@ class Ticker(Stage):
     name = "test-ticker"
     reads_input = False
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, kind: str = "heartbeat") -> None:
         self.left = count
+        self.kind = kind
 
     def timers(self) -> list[Timer]:
         return [Timer(2000, self.tick)]
@@ -61,7 +89,7 @@ class Ticker(Stage):
         if self.left <= 0:
             return None
         self.left -= 1
-        return ({"type": "heartbeat", "ts_event": self.left, "ts_init": self.left},)
+        return ({"type": self.kind, "ts_event": 100 - self.left, "ts_init": 0},)
 
     async def run(self, ctx: Any) -> None:
         import asyncio
@@ -77,7 +105,17 @@ def main() -> int:
         kwargs["merge"] = [args[args.index("--merge") + 1]]
     if "--feedback" in args:
         kwargs["feedback"] = args[args.index("--feedback") + 1]
-    stage: Stage = {"strategy": Strategy, "exec": Exec}[name]() if name != "ticker" else Ticker(int(args[0]))
+    if name == "ticker":
+        stage: Stage = Ticker(int(args[0]))
+    elif name == "chain":  # the same stages in one process, fed by a source with a timer
+        from agkit.clock import Clock
+        from agkit.runner import Chain
+
+        stage = Chain(
+            [Ticker(int(args[0]), "tick"), Strategy(), Exec()], feedback_from=2, clock=Clock()
+        )
+    else:
+        stage = {"strategy": Strategy, "exec": Exec}[name]()
     return run_stage(stage, **kwargs)
 
 

@@ -32,7 +32,11 @@ def test_feedback_loop_through_fifo_delivers_fills_once(tmp_path: Path) -> None:
     fifo = str(tmp_path / "fb")
     n = 2000
     head = subprocess.Popen(
-        [*agkit_argv("pass", "--merge", fifo)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT
+        [*agkit_argv("pass", "--merge", fifo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=agkit_env(),
+        cwd=ROOT,
     )
     strat = _stage("strategy", stdin=head.stdout, stdout=subprocess.PIPE)
     exe = _stage("exec", "--feedback", fifo, stdin=strat.stdout, stdout=subprocess.PIPE)
@@ -40,7 +44,9 @@ def test_feedback_loop_through_fifo_delivers_fills_once(tmp_path: Path) -> None:
     head.stdin.write(ndjson(ticks(n)))
     head.stdin.flush()
     out: list[dict[str, Any]] = []
-    while sum(r["type"] == "order_filled" for r in out) < n:  # every fill reached the end of the pipe
+    while (
+        sum(r["type"] == "order_filled" for r in out) < n
+    ):  # every fill reached the end of the pipe
         line = exe.stdout.readline()
         assert line, "pipe ended early"
         out.append(orjson.loads(line))
@@ -69,7 +75,11 @@ def test_feedback_loop_with_slow_consumer_does_not_deadlock(tmp_path: Path) -> N
     data.write_bytes(ndjson(ticks(n)))
     with open(data, "rb") as src:
         head = subprocess.Popen(
-            [*agkit_argv("pass", "--merge", fifo)], stdin=src, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT
+            [*agkit_argv("pass", "--merge", fifo)],
+            stdin=src,
+            stdout=subprocess.PIPE,
+            env=agkit_env(),
+            cwd=ROOT,
         )
     strat = _stage("strategy", stdin=head.stdout, stdout=subprocess.PIPE)
     exe = _stage("exec", "--feedback", fifo, stdin=strat.stdout, stdout=subprocess.PIPE)
@@ -97,7 +107,9 @@ def test_source_with_timer_flushes_each_record() -> None:
 
 
 def test_idle_input_is_flushed_without_eof() -> None:
-    proc = subprocess.Popen(agkit_argv("pass"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        agkit_argv("pass"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=agkit_env(), cwd=ROOT
+    )
     assert proc.stdin and proc.stdout
     for i in range(3):
         line = b'{"type":"x","ts_event":%d,"ts_init":0}\n' % i
@@ -109,7 +121,13 @@ def test_idle_input_is_flushed_without_eof() -> None:
 
 
 def test_last_line_without_newline_is_processed() -> None:
-    proc = subprocess.run(agkit_argv("pass"), input=b'{"type":"a"}\n{"type":"b"}', capture_output=True, env=agkit_env(), cwd=ROOT)
+    proc = subprocess.run(
+        agkit_argv("pass"),
+        input=b'{"type":"a"}\n{"type":"b"}',
+        capture_output=True,
+        env=agkit_env(),
+        cwd=ROOT,
+    )
     assert proc.stdout == b'{"type":"a"}\n{"type":"b"}\n'
 
 
@@ -120,7 +138,9 @@ def test_giant_line_is_reported_and_dropped(tmp_path: Path) -> None:
         f.write(b'{"type":"huge","x":"' + b"y" * (17 * 1024 * 1024) + b'"}\n')
         f.write(b'{"type":"b"}\n')
     with open(big, "rb") as f:
-        proc = subprocess.run(agkit_argv("pass"), stdin=f, capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60)
+        proc = subprocess.run(
+            agkit_argv("pass"), stdin=f, capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60
+        )
     assert proc.returncode == 0
     assert proc.stdout == b'{"type":"a"}\n{"type":"b"}\n'
     assert b"line 2" in proc.stderr and b"longer than" in proc.stderr
@@ -128,7 +148,9 @@ def test_giant_line_is_reported_and_dropped(tmp_path: Path) -> None:
 
 def test_many_bad_lines_are_summarised(tmp_path: Path) -> None:
     data = b"".join(b"bad %d\n" % i for i in range(100)) + b'{"type":"ok"}\n'
-    proc = subprocess.run(agkit_argv("pass"), input=data, capture_output=True, env=agkit_env(), cwd=ROOT)
+    proc = subprocess.run(
+        agkit_argv("pass"), input=data, capture_output=True, env=agkit_env(), cwd=ROOT
+    )
     assert proc.stdout == b'{"type":"ok"}\n'
     lines = proc.stderr.decode().splitlines()
     assert len(lines) == 21 and "100 bad input lines" in lines[-1]
@@ -150,7 +172,14 @@ def test_chain_delivers_feedback_before_next_record() -> None:
     chain = Chain([strategy, exe], feedback_from=1, clock=EventClock())
     out = list(chain.process(ticks(3)))
     # each tick's fill reaches the strategy before the next tick
-    assert seen_by_strategy == ["tick", "order_filled", "tick", "order_filled", "tick", "order_filled"]
+    assert seen_by_strategy == [
+        "tick",
+        "order_filled",
+        "tick",
+        "order_filled",
+        "tick",
+        "order_filled",
+    ]
     types = [r["type"] for r in out if isinstance(r, dict)]  # type: ignore[index]
     assert types.count("order_filled") == 3  # not repeated when it came around
     assert types[:3] == ["tick", "order_accepted", "order_filled"]
@@ -184,7 +213,14 @@ def test_chain_is_deterministic() -> None:
 def test_stdout_closed_early_exits_zero_without_noise() -> None:
     r, w = os.pipe()
     os.close(r)
-    proc = subprocess.run(agkit_argv("pass"), input=b'{"type":"x"}\n' * 10, stdout=w, stderr=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+    proc = subprocess.run(
+        agkit_argv("pass"),
+        input=b'{"type":"x"}\n' * 10,
+        stdout=w,
+        stderr=subprocess.PIPE,
+        env=agkit_env(),
+        cwd=ROOT,
+    )
     os.close(w)
     assert proc.returncode == 0
     assert proc.stderr == b""
@@ -192,8 +228,58 @@ def test_stdout_closed_early_exits_zero_without_noise() -> None:
 
 def test_dev_null_in_and_out() -> None:
     with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
-        proc = subprocess.run(agkit_argv("pass"), stdin=null_in, stdout=null_out, stderr=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+        proc = subprocess.run(
+            agkit_argv("pass"),
+            stdin=null_in,
+            stdout=null_out,
+            stderr=subprocess.PIPE,
+            env=agkit_env(),
+            cwd=ROOT,
+        )
     assert proc.returncode == 0, proc.stderr
     with open(os.devnull, "wb") as null_out:
-        proc = subprocess.run(agkit_argv("pass"), input=b'{"type":"a"}\n', stdout=null_out, stderr=subprocess.PIPE, env=agkit_env(), cwd=ROOT)
+        proc = subprocess.run(
+            agkit_argv("pass"),
+            input=b'{"type":"a"}\n',
+            stdout=null_out,
+            stderr=subprocess.PIPE,
+            env=agkit_env(),
+            cwd=ROOT,
+        )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_chain_under_pipe_runner_with_a_source() -> None:
+    proc = _stage("chain", "5", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    recs = parse_ndjson(out)
+    assert [r["type"] for r in recs[:3]] == ["tick", "order_accepted", "order_filled"]
+    assert sum(r["type"] == "order_filled" for r in recs) == 5
+    assert [r["value"] for r in recs if r.get("name") == "fills_seen"] == [5]
+
+
+def test_chain_awaits_async_start_and_stop() -> None:
+    import asyncio
+
+    from agkit.clock import Clock
+    from agkit.stage import Context
+
+    class Reconciling(Exec):
+        async def start(self, ctx: Context) -> Out:  # type: ignore[override]
+            self.ctx = ctx
+            await asyncio.sleep(0)
+            return ({"type": "reconciled", "ts_event": 0, "ts_init": 0},)
+
+    strategy = Strategy()
+    chain = Chain([strategy, Reconciling()], feedback_from=1, clock=Clock())
+    emitted: list[Any] = []
+    started = chain.start(Context(Clock(), emitted.append, print))
+    assert not isinstance(started, list)
+    out = asyncio.run(started)  # type: ignore[arg-type]
+    assert [r["type"] for r in out] == ["reconciled"]  # type: ignore[index, union-attr]
+    try:
+        list(Chain([Reconciling()]).process([]))
+        raise AssertionError("an async stage must be refused by Chain.process")
+    except TypeError as exc:
+        assert "PipeRunner" in str(exc)
