@@ -88,6 +88,24 @@ class FeedStatus(Record, frozen=True, kw_only=True, tag="feed_status"):
     detail: str | None = None
 
 
+class MarketInfo(Record, frozen=True, kw_only=True, tag="market_info"):
+    """A market's static description (`agkit markets`, from the Gamma API)."""
+
+    venue: str
+    market: str  # condition id
+    slug: str
+    question: str
+    assets: list[str]  # token ids, in outcome order
+    outcomes: list[str]
+    tick_size: float | None = None
+    min_size: float | None = None
+    neg_risk: bool = False
+    end_date: str | None = None
+    active: bool | None = None
+    closed: bool | None = None
+    accepting_orders: bool | None = None
+
+
 # --- commands (strategy, risk-check) --------------------------------------------
 
 
@@ -213,6 +231,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         MarketResolved,
         ReferencePrice,
         FeedStatus,
+        MarketInfo,
         SubmitOrder,
         CancelOrder,
         CancelAll,
