@@ -40,4 +40,5 @@ COMMANDS: list[tuple[str, ...]] = [
     ("exec",),
     ("risk-check",),
     ("store",), ("store", "ingest"), ("store", "query"), ("store", "export"), ("store", "rollup"), ("store", "retention"), ("store", "migrate"), ("store", "stats"),
+    ("auth",), ("auth", "derive"), ("orders",), ("cancel",), ("balance",),
 ]

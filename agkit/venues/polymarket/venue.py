@@ -211,6 +211,13 @@ class PolymarketVenue(Venue):
         if pending:
             await asyncio.wait(pending, timeout=self.stop_timeout)
         client = self._client
+        if client is not None and self.sending and self._ready is not None:
+            # fills that matched but whose events have not arrived yet: read them over REST
+            try:
+                for t in await client.trades():
+                    self._on_trade(t)
+            except Exception as exc:
+                self.log(f"agkit exec: final trade check failed: {exc}")
         if client is not None and self.sending and self.cancel_on_stop and self._resting():
             try:
                 res = await client.cancel_all()
