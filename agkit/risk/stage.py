@@ -1,0 +1,725 @@
+"""The `risk-check` stage: pre-trade checks between strategy and exec.
+
+- `submit_order`: approved orders are forwarded byte-for-byte (the input dict is
+  returned); refused ones become one `order_denied` (id, policy, reason; plus
+  `violations` naming every policy that refused it, `strategy`, `market`, `asset`).
+- `order_filled` (positions, via agkit.portfolio), `order_accepted/canceled/expired/
+  rejected` (open orders), `book` (marks, mids, data freshness) and `market_resolved`
+  are tracked and forwarded unchanged.
+- Time is `ctx.clock` (event time under `agkit run`/`backtest`, or with
+  `--clock event` in a pipe): the stale-data guard, the rate limit and the daily loss
+  window never read the wall clock.
+
+The hot path uses plain dicts and pre-bound closures; see docs/risk.md for every
+policy's exact semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from agkit.clock import EventClock
+from agkit.errors import InvalidRecord
+from agkit.portfolio import Portfolio
+from agkit.risk.killswitch import KillSwitchState
+from agkit.risk.policy import PolicySet, PolicySpec
+from agkit.stage import Context, Out, Stage, Timer
+
+DAY_US = 86_400_000_000
+EPS = 1e-9
+
+# A check gets (market, asset, sgn, price, size, cur, reducing, now) and returns a
+# human-readable violation message or None.
+Check = Callable[[str, str, float, float, float, float, bool, int], "str | None"]
+
+_NUMBER = (int, float)
+
+
+class RiskCheck(Stage):
+    """Pre-trade risk checks and kill switch, driven by a PolicySet."""
+
+    name = "risk-check"
+    consumes = frozenset(
+        {
+            "submit_order",
+            "book",
+            "order_filled",
+            "order_accepted",
+            "order_canceled",
+            "order_expired",
+            "order_rejected",
+            "market_resolved",
+        }
+    )
+
+    def __init__(
+        self,
+        policy: PolicySet,
+        *,
+        kill_file: str | None = None,
+        kill_file_interval_ms: int = 250,
+        metrics_interval_ms: int = 1000,
+        advance_clock: bool = False,
+        signals: bool = True,
+    ) -> None:
+        self.policy = policy
+        self.pf = Portfolio()
+        self.kill = KillSwitchState(kill_file)
+        self.kill_file_interval_us = max(1, kill_file_interval_ms) * 1000
+        self.metrics_interval_us = metrics_interval_ms * 1000
+        self.advance_clock = advance_clock
+        self.use_signals = signals
+        self._signals_installed: list[int] = []
+        # market data
+        self.mid: dict[str, float] = {}
+        self.book_ts: dict[str, int] = {}
+        self.asset_market: dict[str, str] = {}
+        self.market_assets: dict[str, set[str]] = {}
+        # open orders: id -> [asset, sgn, remaining, price, market]
+        self.open: dict[str, list[Any]] = {}
+        self.open_buy: dict[str, float] = {}
+        self.open_sell: dict[str, float] = {}
+        self.open_n_asset: dict[str, int] = {}
+        self.seen_trades: set[tuple[str, str]] = set()
+        # exposure totals, kept incrementally: per asset (mark value, worst-case loss, net pnl)
+        self.contrib: dict[str, tuple[float, float, float]] = {}
+        self.inv_mark = 0.0
+        self.inv_worst = 0.0
+        self.net_pnl = 0.0
+        self.peak_pnl = 0.0
+        self.day = -1
+        self.day_start_pnl = 0.0
+        self.loss_breach: str | None = None  # level: why non-reducing orders are refused
+        # counters
+        self.approved = 0
+        self.denied_by: dict[str, int] = {}
+        self.checked_by: dict[str, int] = {}
+        self._rate_windows: list[deque[int]] = []
+        self.checks: list[tuple[str, Check]] = []
+        self.loss_policies: list[PolicySpec] = policy.of_type("LossLimit")
+        for spec in policy.policies:
+            check = self._compile(spec)
+            if check is not None:
+                self.checks.append((spec.name, check))
+        self._clock_now: Callable[[], int] = _zero
+        self._handlers: dict[str, Callable[[dict[str, Any]], Out]] = {
+            "submit_order": self._on_order,
+            "book": self._on_book,
+            "order_filled": self._on_fill,
+            "order_accepted": self._on_accepted,
+            "order_canceled": self._on_done,
+            "order_expired": self._on_done,
+            "order_rejected": self._on_done,
+            "market_resolved": self._on_resolved,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, ctx: Context) -> Out:
+        self.ctx = ctx
+        self.clock = ctx.clock
+        self._clock_now = ctx.clock.now_us
+        now = self._clock_now()
+        out: list[dict[str, Any]] = []
+        for spec in self.policy.of_type("KillSwitch"):
+            if spec.params.get("enabled"):
+                out += self.kill.engage("policy", f"policy {spec.name} enabled in {self.policy.path}", now)
+        if self.kill.kill_file_present():
+            out += self.kill.engage("kill_file", f"kill file {self.kill.kill_file} exists", now)
+        if self.use_signals:
+            self._install_signals()
+        if out:
+            out.append(self._kill_metric(now))
+        return out
+
+    def stop(self) -> Out:
+        for sig in self._signals_installed:
+            with contextlib.suppress(Exception):
+                import asyncio
+
+                asyncio.get_running_loop().remove_signal_handler(sig)
+        self._signals_installed = []
+        return self.metrics() if self.metrics_interval_us > 0 else None
+
+    def timers(self) -> list[Timer]:
+        timers = []
+        if self.kill.kill_file:
+            timers.append(Timer(self.kill_file_interval_us, self.check_kill_file))
+        if self.metrics_interval_us > 0:
+            timers.append(Timer(self.metrics_interval_us, self.metrics))
+        return timers
+
+    def _install_signals(self) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a synchronous chain (tests, library use): no signals
+        for sig, fn in ((signal.SIGUSR1, self._sig_engage), (signal.SIGUSR2, self._sig_disengage)):
+            try:
+                loop.add_signal_handler(sig, fn)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._signals_installed.append(sig)
+
+    def _sig_engage(self) -> None:
+        for rec in self.engage("signal", "SIGUSR1 received"):
+            self.ctx.emit(rec)
+
+    def _sig_disengage(self) -> None:
+        for rec in self.disengage("SIGUSR2"):
+            self.ctx.emit(rec)
+
+    # -- kill switch -----------------------------------------------------------------
+
+    def engage(self, source: str, reason: str) -> list[dict[str, Any]]:
+        """Engage the kill switch; returns the records to emit (none if already engaged)."""
+        now = self._clock_now()
+        out = self.kill.engage(source, reason, now)
+        if out:
+            self.ctx.log(f"agkit risk-check: kill switch ENGAGED ({source}): {reason}")
+            out.append(self._kill_metric(now))
+        return out
+
+    def disengage(self, source: str) -> list[dict[str, Any]]:
+        """Disengage explicitly; refused (with a log line) while the kill file exists."""
+        now = self._clock_now()
+        out, refused = self.kill.disengage(source, now)
+        if refused:
+            self.ctx.log(f"agkit risk-check: kill switch not disengaged: {refused}")
+            return []
+        self.ctx.log(f"agkit risk-check: kill switch disengaged by {source}")
+        out.append(self._kill_metric(now))
+        return out
+
+    def check_kill_file(self) -> Out:
+        if not self.kill.engaged and self.kill.kill_file_present():
+            return self.engage("kill_file", f"kill file {self.kill.kill_file} appeared")
+        return None
+
+    def _kill_metric(self, now: int) -> dict[str, Any]:
+        return _metric(now, "risk.kill_switch", "gauge", 1.0 if self.kill.engaged else 0.0, {})
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def metrics(self) -> list[dict[str, Any]]:
+        now = self._clock_now()
+        out = [
+            _metric(now, "risk.decisions", "counter", float(self.approved), {"policy": "all", "decision": "approved"}),
+        ]
+        for name, n in self.denied_by.items():
+            out.append(_metric(now, "risk.decisions", "counter", float(n), {"policy": name, "decision": "denied"}))
+        out += [
+            _metric(now, "risk.exposure_usd", "gauge", self.inv_mark, {"basis": "mark"}),
+            _metric(now, "risk.exposure_usd", "gauge", self.inv_worst, {"basis": "worst_case"}),
+            _metric(now, "risk.open_orders", "gauge", float(len(self.open)), {}),
+            _metric(now, "risk.pnl_usd", "gauge", self.net_pnl, {}),
+            _metric(now, "risk.daily_pnl_usd", "gauge", self.net_pnl - self.day_start_pnl, {}),
+            self._kill_metric(now),
+        ]
+        return out
+
+    # -- records -----------------------------------------------------------------------
+
+    def on_record(self, rec: dict[str, Any]) -> Out:
+        if self.advance_clock:
+            ts = rec.get("ts_event")
+            if type(ts) is int and isinstance(self.clock, EventClock):
+                self.clock.advance(ts)
+        return self._handlers[rec["type"]](rec)
+
+    def _on_order(self, rec: dict[str, Any]) -> Out:
+        try:
+            oid = rec["id"]
+            asset = rec["asset"]
+            market = rec["market"]
+            side = rec["side"]
+            price = rec["price"]
+            size = rec["size"]
+        except KeyError as exc:
+            raise InvalidRecord(f"submit_order without {exc.args[0]!r}") from None
+        if type(price) not in _NUMBER or type(size) not in _NUMBER:
+            raise InvalidRecord("submit_order: price and size must be numbers")
+        if type(oid) is not str or type(asset) is not str or type(market) is not str:
+            raise InvalidRecord("submit_order: id, market and asset must be strings")
+        if side == "buy":
+            sgn = 1.0
+            same_open = self.open_buy.get(asset, 0.0)
+        elif side == "sell":
+            sgn = -1.0
+            same_open = self.open_sell.get(asset, 0.0)
+        else:
+            raise InvalidRecord(f"submit_order: side must be buy or sell, got {side!r}")
+        now = self._clock_now()
+        pos = self.pf.positions.get(asset)
+        cur = pos.size if pos is not None else 0.0
+        reducing = cur * sgn < 0.0 and size + same_open <= abs(cur) + EPS
+        if self.asset_market.get(asset) is None:
+            self._learn(market, asset)
+        if not (0.0 < price < 1.0 and size > 0.0):
+            return self._deny(rec, oid, now, [("OrderSanity", f"OrderSanity: price {price} must be in (0, 1) and size {size} > 0")])
+        if oid in self.open:
+            return self._deny(rec, oid, now, [("OrderSanity", f"OrderSanity: duplicate client order id {oid!r} (still open)")])
+        if self.kill.engaged and not reducing:
+            return self._deny(
+                rec, oid, now, [("KillSwitch", f"KillSwitch (active, {self.kill.source}): {self.kill.reason}; only exposure-reducing orders pass")]
+            )
+        if self.day != now // DAY_US:
+            self._roll_day(now)
+        violations = None
+        for name, check in self.checks:
+            msg = check(market, asset, sgn, price, size, cur, reducing, now)
+            if msg is not None:
+                if violations is None:
+                    violations = [(name, msg)]
+                else:
+                    violations.append((name, msg))
+        if violations is not None:
+            return self._deny(rec, oid, now, violations)
+        # approved: track it as open until exec says otherwise
+        self.open[oid] = [asset, sgn, size, price, market]
+        if sgn > 0:
+            self.open_buy[asset] = same_open + size
+        else:
+            self.open_sell[asset] = same_open + size
+        self.open_n_asset[asset] = self.open_n_asset.get(asset, 0) + 1
+        for window in self._rate_windows:
+            window.append(now)
+        self.approved += 1
+        return (rec,)
+
+    def _deny(self, rec: dict[str, Any], oid: str, now: int, violations: list[tuple[str, str]]) -> Out:
+        denied_by = self.denied_by
+        for name, _ in violations:
+            denied_by[name] = denied_by.get(name, 0) + 1
+        out: dict[str, Any] = {
+            "type": "order_denied",
+            "ts_event": now,
+            "ts_init": now,
+            "id": oid,
+            "policy": violations[0][0],
+            "reason": "; ".join(m for _, m in violations),
+            "strategy": rec.get("strategy"),
+            "market": rec.get("market"),
+            "asset": rec.get("asset"),
+        }
+        if len(violations) > 1:
+            out["violations"] = [n for n, _ in violations]
+        return (out,)
+
+    def _learn(self, market: str, asset: str) -> None:
+        self.asset_market[asset] = market
+        self.market_assets.setdefault(market, set()).add(asset)
+
+    def _on_book(self, rec: dict[str, Any]) -> Out:
+        try:
+            asset = rec["asset"]
+            bids = rec["bids"]
+            asks = rec["asks"]
+            ts = rec["ts_event"]
+            if bids:
+                mid = (bids[0][0] + asks[0][0]) * 0.5 if asks else bids[0][0]
+            elif asks:
+                mid = asks[0][0]
+            else:
+                mid = None
+        except (KeyError, IndexError, TypeError) as exc:
+            raise InvalidRecord(f"book: malformed ({type(exc).__name__}: {exc})") from None
+        if type(ts) is not int:
+            raise InvalidRecord("book: ts_event must be an integer (µs)")
+        if self.asset_market.get(asset) is None:
+            market = rec.get("market")
+            if type(market) is str:
+                self._learn(market, asset)
+        self.book_ts[asset] = ts
+        if mid is None:
+            self.mid.pop(asset, None)
+            return (rec,)
+        self.mid[asset] = mid
+        pos = self.pf.positions.get(asset)
+        if pos is not None and pos.size != 0.0:
+            pos.mark = mid
+            self._refresh(asset)
+            if self.loss_policies:
+                return [rec, *self._check_loss()]
+        return (rec,)
+
+    def _on_fill(self, rec: dict[str, Any]) -> Out:
+        try:
+            oid = rec["id"]
+            asset = rec["asset"]
+            market = rec["market"]
+            size = rec["size"]
+            price = rec["price"]
+            side = rec["side"]
+            trade_id = str(rec.get("trade_id", ""))
+        except KeyError as exc:
+            raise InvalidRecord(f"order_filled without {exc.args[0]!r}") from None
+        if type(size) not in _NUMBER or type(price) not in _NUMBER or side not in ("buy", "sell"):
+            raise InvalidRecord("order_filled: price/size must be numbers and side buy or sell")
+        fee = rec.get("fee") or 0.0
+        key = (str(oid), trade_id)
+        if rec.get("settlement") == "failed":
+            if key in self.seen_trades:
+                self.seen_trades.discard(key)
+                pos = self.pf.reverse_fill(asset, trade_id)
+                if pos is not None:
+                    pos.mark = self.mid.get(asset)
+                self._refresh(asset)
+            return [rec, *self._check_loss()] if self.loss_policies else (rec,)
+        if key in self.seen_trades:  # a settlement update of a fill already counted
+            return (rec,)
+        self.seen_trades.add(key)
+        if self.asset_market.get(asset) is None:
+            self._learn(market, asset)
+        pos = self.pf.apply_fill(market, asset, side, float(price), float(size), float(fee), trade_id)
+        m = self.mid.get(asset)
+        if m is not None:
+            pos.mark = m
+        order = self.open.get(oid)
+        if order is not None:
+            order[2] -= size
+            self._reduce_open(order, size)
+            if order[2] <= EPS:
+                self._close(oid)
+        self._refresh(asset)
+        if self.loss_policies:
+            return [rec, *self._check_loss()]
+        return (rec,)
+
+    def _reduce_open(self, order: list[Any], size: float) -> None:
+        asset = order[0]
+        book = self.open_buy if order[1] > 0 else self.open_sell
+        left = book.get(asset, 0.0) - size
+        book[asset] = left if left > EPS else 0.0
+
+    def _close(self, oid: str) -> None:
+        order = self.open.pop(oid, None)
+        if order is None:
+            return
+        if order[2] > EPS:
+            self._reduce_open(order, order[2])
+        asset = order[0]
+        n = self.open_n_asset.get(asset, 1) - 1
+        self.open_n_asset[asset] = n if n > 0 else 0
+
+    def _on_accepted(self, rec: dict[str, Any]) -> Out:
+        return (rec,)
+
+    def _on_done(self, rec: dict[str, Any]) -> Out:
+        oid = rec.get("id")
+        if type(oid) is str:
+            self._close(oid)
+        return (rec,)
+
+    def _on_resolved(self, rec: dict[str, Any]) -> Out:
+        market = rec.get("market")
+        winner = rec.get("winning_asset")
+        if type(market) is not str or type(winner) is not str:
+            raise InvalidRecord("market_resolved: market and winning_asset must be strings")
+        for pos in self.pf.resolve(market, winner):
+            self._refresh(pos.asset)
+        for oid in [o for o, v in self.open.items() if v[4] == market]:
+            self._close(oid)
+        return [rec, *self._check_loss()] if self.loss_policies else (rec,)
+
+    # -- exposure and losses -------------------------------------------------------------
+
+    def _refresh(self, asset: str) -> None:
+        """Recompute one asset's contribution to the exposure and PnL totals."""
+        pos = self.pf.positions.get(asset)
+        if pos is None:
+            return
+        s = pos.size
+        if s == 0.0:
+            new = (0.0, 0.0, pos.realized_pnl - pos.fees)
+        else:
+            mark = pos.mark if pos.mark is not None else pos.avg_price
+            worst = s * pos.avg_price if s > 0 else -s * (1.0 - pos.avg_price)
+            new = (abs(s) * mark, worst, pos.net_pnl)
+        old = self.contrib.get(asset, (0.0, 0.0, 0.0))
+        self.contrib[asset] = new
+        self.inv_mark += new[0] - old[0]
+        self.inv_worst += new[1] - old[1]
+        self.net_pnl += new[2] - old[2]
+        if self.net_pnl > self.peak_pnl:
+            self.peak_pnl = self.net_pnl
+
+    def _roll_day(self, now: int) -> None:
+        self.day = now // DAY_US
+        self.day_start_pnl = self.net_pnl
+        if self.loss_policies:
+            self.loss_breach = self._loss_reason()
+
+    def _loss_reason(self) -> str | None:
+        pnl = self.net_pnl
+        daily = pnl - self.day_start_pnl
+        dd = self.peak_pnl - pnl
+        for spec in self.loss_policies:
+            p = spec.params
+            lim = p.get("max_daily_loss_usd")
+            if lim is not None and -daily > lim:
+                return f"{spec.name}: daily loss {-daily:.2f} USD exceeds max {lim:.2f}"
+            lim = p.get("max_drawdown_usd")
+            if lim is not None and dd > lim:
+                return f"{spec.name}: drawdown {dd:.2f} USD from the peak exceeds max {lim:.2f}"
+            pct = p.get("max_drawdown_pct")
+            if pct is not None:
+                cap = p["capital_usd"]
+                frac = dd / (cap + self.peak_pnl) * 100.0 if cap + self.peak_pnl > 0 else 100.0
+                if frac > pct:
+                    return f"{spec.name}: drawdown {frac:.2f}% of equity exceeds max {pct:.2f}%"
+        return None
+
+    def _check_loss(self) -> list[dict[str, Any]]:
+        """Re-evaluate the loss stops after a fill, a mark or a resolution."""
+        now = self._clock_now()
+        if self.day != now // DAY_US:
+            self._roll_day(now)
+        was = self.loss_breach
+        self.loss_breach = reason = self._loss_reason()
+        if reason is None or was is not None:
+            return []
+        for spec in self.loss_policies:
+            if spec.params.get("kill_switch", True) is not False and reason.startswith(spec.name + ":"):
+                return self.engage("loss_stop", reason)
+        return []
+
+    def exposure(self) -> dict[str, float]:
+        """Current totals (for tests, metrics and `agkit run` users)."""
+        return {
+            "inventory_mark_usd": self.inv_mark,
+            "worst_case_loss_usd": self.inv_worst,
+            "net_pnl_usd": self.net_pnl,
+            "open_orders": float(len(self.open)),
+        }
+
+    # -- policy compilation ---------------------------------------------------------------
+
+    def _compile(self, spec: PolicySpec) -> Check | None:
+        p = spec.params
+        name = spec.name
+        t = spec.type
+        if t == "KillSwitch":
+            return None  # engaged at start when enabled
+        if t == "PositionLimit":
+            return self._position_check(spec)
+        if t == "InventoryLimit":
+            return self._inventory_check(spec)
+        if t == "OrderLimit":
+            max_size = p.get("max_size")
+            max_notional = p.get("max_notional_usd")
+            min_size = p.get("min_size")
+
+            def order_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                if max_size is not None and size > max_size:
+                    return f"{name}: order size {size:.2f} exceeds max {max_size:.2f}"
+                if max_notional is not None and size * price > max_notional:
+                    return f"{name}: order notional {size * price:.2f} USD exceeds max {max_notional:.2f}"
+                if min_size is not None and size < min_size:
+                    return f"{name}: order size {size:.2f} below min {min_size:.2f}"
+                return None
+
+            return order_limit
+        if t == "PriceBand":
+            dev = float(p["max_deviation"])
+            mids = self.mid
+
+            def price_band(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                mid = mids.get(a)
+                if mid is None:
+                    return f"{name}: no two-sided book for asset {a}, mid unknown"
+                if abs(price - mid) > dev + EPS:
+                    return f"{name}: price {price:.4f} is {abs(price - mid):.4f} from mid {mid:.4f} (max {dev:.4f})"
+                return None
+
+            return price_band
+        if t == "OpenOrderLimit":
+            max_orders = p.get("max_orders")
+            max_per_asset = p.get("max_per_asset")
+            open_ = self.open
+            per_asset = self.open_n_asset
+
+            def open_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                if max_orders is not None and len(open_) >= max_orders:
+                    return f"{name}: {len(open_)} open orders, max {max_orders}"
+                if max_per_asset is not None and per_asset.get(a, 0) >= max_per_asset:
+                    return f"{name}: {per_asset.get(a, 0)} open orders on asset {a}, max {max_per_asset}"
+                return None
+
+            return open_limit
+        if t == "RateLimit":
+            max_n = int(p["max_orders"])
+            window_us = int(p["window_ms"]) * 1000
+            window: deque[int] = deque()
+            self._rate_windows.append(window)
+
+            def rate_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                cutoff = now - window_us
+                while window and window[0] <= cutoff:
+                    window.popleft()
+                if len(window) >= max_n:
+                    return f"{name}: {len(window)} orders in the last {window_us // 1000} ms, max {max_n}"
+                return None
+
+            return rate_limit
+        if t == "LossLimit":
+
+            def loss_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                if red:
+                    return None
+                return self.loss_breach
+
+            return loss_limit
+        if t == "StaleData":
+            max_us = int(p["max_age_ms"]) * 1000
+            book_ts = self.book_ts
+
+            def stale(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                ts = book_ts.get(a)
+                if ts is None:
+                    return f"{name}: no book seen for asset {a}"
+                if now - ts > max_us:
+                    return f"{name}: last book for asset {a} is {(now - ts) // 1000} ms old (max {max_us // 1000} ms)"
+                return None
+
+            return stale
+        if t == "ReduceOnly":
+            if not p.get("enabled"):
+                return None
+            only_market = p.get("market_id")
+            only_asset = p.get("asset")
+
+            def reduce_only(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+                if red or (only_market is not None and m != only_market) or (only_asset is not None and a != only_asset):
+                    return None
+                return f"{name}: reduce-only mode; this order would increase the position ({cur:.2f}) of asset {a}"
+
+            return reduce_only
+        raise AssertionError(f"policy type {t} has no check")
+
+    def _new_abs(self, a: str, sgn: float, size: float, cur: float, include_open: bool) -> float:
+        extra = size
+        if include_open:
+            extra += self.open_buy.get(a, 0.0) if sgn > 0 else self.open_sell.get(a, 0.0)
+        return abs(cur + sgn * extra)
+
+    def _gross_other(self, assets: set[str] | list[str], skip: str, include_open: bool) -> float:
+        positions = self.pf.positions
+        total = 0.0
+        for x in assets:
+            if x == skip:
+                continue
+            pos = positions.get(x)
+            s = pos.size if pos is not None else 0.0
+            if include_open:
+                total += max(abs(s + self.open_buy.get(x, 0.0)), abs(s - self.open_sell.get(x, 0.0)))
+            else:
+                total += abs(s)
+        return total
+
+    def _position_check(self, spec: PolicySpec) -> Check:
+        p = spec.params
+        name = spec.name
+        max_size = float(p["max_size"])
+        only_market = p.get("market_id")
+        only_asset = p.get("asset")
+        scope = p["scope"]
+        include_open = p.get("include_open_orders", True) is not False
+        event = p.get("event")
+        event_markets = set(self.policy.events.get(event, ())) if event is not None else None
+        market_assets = self.market_assets
+        new_abs = self._new_abs
+        gross_other = self._gross_other
+        label = f"{name} (market: {only_market})" if only_market is not None else name
+
+        def position_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+            if red:
+                return None
+            if only_market is not None and m != only_market:
+                return None
+            if only_asset is not None and a != only_asset:
+                return None
+            if event_markets is not None and m not in event_markets:
+                return None
+            new = new_abs(a, sgn, size, cur, include_open)
+            if scope == "asset":
+                if new > max_size + EPS:
+                    return f"{label}: new position {new:.2f} exceeds max {max_size:.2f} on asset {a}"
+                return None
+            if scope == "market":
+                total = new + gross_other(market_assets.get(m, set()), a, include_open)
+                if total > max_size + EPS:
+                    return f"{label}: gross position {total:.2f} in market {m} exceeds max {max_size:.2f}"
+                return None
+            assets: list[str] = []
+            for mk in event_markets or ():
+                assets.extend(market_assets.get(mk, ()))
+            total = new + gross_other(assets, a, include_open)
+            if total > max_size + EPS:
+                return f"{label}: gross position {total:.2f} in event {event} exceeds max {max_size:.2f}"
+            return None
+
+        return position_limit
+
+    def _inventory_check(self, spec: PolicySpec) -> Check:
+        p = spec.params
+        name = spec.name
+        limit = float(p["max_value_usd"])
+        worst = p.get("basis") == "worst_case"
+        include_open = p.get("include_open_orders", True) is not False
+        mids = self.mid
+        contrib = self.contrib
+        positions = self.pf.positions
+
+        def inventory_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
+            if red:
+                return None
+            extra = size
+            if include_open:
+                extra += self.open_buy.get(a, 0.0) if sgn > 0 else self.open_sell.get(a, 0.0)
+            new = cur + sgn * extra
+            old = contrib.get(a)
+            if worst:
+                pos = positions.get(a)
+                if cur == 0.0 or pos is None:
+                    avg = price
+                elif (cur > 0) == (sgn > 0):
+                    avg = (abs(cur) * pos.avg_price + extra * price) / abs(new)
+                elif (new > 0) != (cur > 0):
+                    avg = price
+                else:
+                    avg = pos.avg_price
+                value = new * avg if new > 0 else -new * (1.0 - avg)
+                total = self.inv_worst - (old[1] if old is not None else 0.0) + value
+                basis = "worst case"
+            else:
+                mark = mids.get(a, price)
+                total = self.inv_mark - (old[0] if old is not None else 0.0) + abs(new) * mark
+                basis = "mark"
+            if total > limit + EPS:
+                return f"{name}: inventory value {total:.2f} USD at {basis} would exceed max {limit:.2f}"
+            return None
+
+        return inventory_limit
+
+
+def _zero() -> int:
+    return 0
+
+
+def _metric(now: int, name: str, kind: str, value: float, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "ts_event": now,
+        "ts_init": now,
+        "name": name,
+        "kind": kind,
+        "value": value,
+        "labels": labels,
+    }
