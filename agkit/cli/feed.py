@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -248,5 +249,53 @@ def polymarket(
     return _run(stage, on_error, merge)
 
 
+def markets(
+    query: Annotated[str | None, typer.Argument(metavar="[QUERY]", help="Text to search for (Gamma public search).")] = None,
+    slug: Annotated[list[str] | None, typer.Option("--slug", metavar="SLUG", help="Resolve a market slug (repeatable).")] = None,
+    market: Annotated[list[str] | None, typer.Option("--market", metavar="CONDITION_ID", help="Look up a condition id (repeatable).")] = None,
+    token: Annotated[list[str] | None, typer.Option("--token", metavar="TOKEN_ID", help="Look up the market of a token id (repeatable).")] = None,
+    tag: Annotated[str | None, typer.Option(metavar="TAG_SLUG", help="Only markets with this tag (e.g. politics).")] = None,
+    status: Annotated[str, typer.Option(help="active (open for trading), closed, or all.")] = "active",
+    limit: Annotated[int, typer.Option(metavar="N", help="At most N markets.")] = 20,
+    order: Annotated[str | None, typer.Option(metavar="FIELD", help="Sort by a Gamma field, descending (e.g. volume24hr, liquidity).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="NDJSON even when stdout is a terminal.")] = False,
+    gamma_url: GammaUrlOpt = "https://gamma-api.polymarket.com",
+) -> int:
+    """Discover Polymarket markets (Gamma API) and resolve slugs to ids.
+
+    Shows each market's condition id, token id per outcome, tick size, minimum order
+    size, neg-risk flag and end date: a table when stdout is a terminal, otherwise one
+    `market_info` record per market (NDJSON). Exit status 0 (also when nothing
+    matches), 2 for an unknown slug, id or tag, 4 when Gamma fails after retries.
+
+    Example: agkit markets --slug will-it-rain | jq -r '.assets[0]'
+    """
+    import orjson
+
+    from agkit.errors import UsageError
+    from agkit.feed.gamma import GammaClient, discover, market_info_record, table
+    from agkit.records import now_us
+
+    if not gamma_url:
+        raise UsageError("--gamma-url cannot be empty for markets")
+    if limit < 1:
+        raise UsageError("--limit must be at least 1")
+    with GammaClient(gamma_url) as client:
+        infos = discover(
+            client, query=query, slugs=slug, markets=market, tokens=token, tag=tag,
+            status=status, limit=limit, order=order,
+        )
+    if sys.stdout.isatty() and not json_out:
+        sys.stdout.write(table(infos) if infos else "no markets found\n")
+        return 0
+    now = now_us()
+    out = sys.stdout.buffer
+    for info in infos:
+        out.write(orjson.dumps(market_info_record(info, now), option=orjson.OPT_APPEND_NEWLINE))
+    out.flush()
+    return 0
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(feed_app, name="feed")
+    app.command("markets")(markets)

@@ -308,3 +308,107 @@ def resolve(
         else:
             meta[asset] = AssetMeta()
     return list(dict.fromkeys(out)), meta
+
+
+def market_info_record(info: dict[str, Any], now: int) -> dict[str, Any]:
+    """A normalised market as a `market_info` record."""
+    return {
+        "type": "market_info",
+        "ts_event": now,
+        "ts_init": now,
+        "venue": "polymarket",
+        "market": info["condition_id"],
+        "slug": info["slug"],
+        "question": info["question"],
+        "assets": [t["token_id"] for t in info["tokens"]],
+        "outcomes": [t["outcome"] or "" for t in info["tokens"]],
+        "tick_size": info["tick_size"],
+        "min_size": info["min_size"],
+        "neg_risk": info["neg_risk"],
+        "end_date": info["end_date"],
+        "active": info["active"] if isinstance(info["active"], bool) else None,
+        "closed": info["closed"] if isinstance(info["closed"], bool) else None,
+        "accepting_orders": info["accepting_orders"] if isinstance(info["accepting_orders"], bool) else None,
+    }
+
+
+def discover(
+    client: GammaClient,
+    *,
+    query: str | None = None,
+    slugs: list[str] | None = None,
+    markets: list[str] | None = None,
+    tokens: list[str] | None = None,
+    tag: str | None = None,
+    status: str = "active",
+    limit: int = 20,
+    order: str | None = None,
+) -> list[dict[str, Any]]:
+    """Normalised markets matching the selectors (see `agkit markets`)."""
+    flags: dict[str, Any] = {}
+    if status == "active":
+        flags = {"active": "true", "closed": "false"}
+    elif status == "closed":
+        flags = {"closed": "true"}
+    elif status != "all":
+        raise UsageError(f"--status must be active, closed or all, not {status!r}")
+    raw: list[dict[str, Any]] = []
+    if slugs or markets or tokens:
+        for slug in slugs or []:
+            found = client.markets(slug=slug)
+            if not found:
+                raise UsageError(f"no market with slug {slug!r}")
+            raw += found
+        for cid in markets or []:
+            found = client.markets(condition_ids=cid)
+            if not found:
+                raise UsageError(f"no market with condition id {cid!r}")
+            raw += found
+        for tid in tokens or []:
+            found = client.markets(clob_token_ids=tid)
+            if not found:
+                raise UsageError(f"no market with token id {tid!r}")
+            raw += found
+    elif query:
+        raw = client.search(query, limit)
+        out = [normalize_market(m) for m in raw]
+        if status == "active":
+            out = [m for m in out if m["active"] is not False and m["closed"] is not True]
+        elif status == "closed":
+            out = [m for m in out if m["closed"] is True]
+        return out[:limit]
+    else:
+        params: dict[str, Any] = {"limit": limit, **flags}
+        if tag:
+            params["tag_id"] = client.tag_id(tag)
+        if order:
+            params["order"] = order
+            params["ascending"] = "false"
+        raw = client.markets(**params)
+    return [normalize_market(m) for m in raw]
+
+
+def table(infos: list[dict[str, Any]]) -> str:
+    """The human form of `agkit markets` (stdout is a terminal)."""
+    lines = []
+    for m in infos:
+        flags = []
+        if m["neg_risk"]:
+            flags.append("neg-risk")
+        if m["closed"]:
+            flags.append("closed")
+        elif m["active"]:
+            flags.append("active")
+        head = f"{m['slug'] or '-'}  [{', '.join(flags)}]" if flags else m["slug"] or "-"
+        lines.append(head)
+        if m["question"]:
+            lines.append(f"  {m['question']}")
+        lines.append(
+            f"  condition {m['condition_id']}  tick {m['tick_size']}  min size {m['min_size']}  "
+            f"ends {m['end_date'] or '-'}"
+        )
+        for t in m["tokens"]:
+            price = "" if t["price"] is None else f"  @ {t['price']}"
+            lines.append(f"    {t['outcome'] or '?':<8} {t['token_id']}{price}")
+        lines.append("")
+    return "\n".join(lines)

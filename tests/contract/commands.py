@@ -36,6 +36,8 @@ COMMANDS: list[tuple[str, ...]] = [
     ("feed",),
     ("feed", "sim"),
     ("feed", "replay"),
+    ("feed", "polymarket"),
+    ("markets",),
     ("strategy",),
     ("exec",),
     ("risk-check",),

@@ -190,7 +190,7 @@ class FakeWS:
                 reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reading
-        except (ConnectionClosed, asyncio.TimeoutError, OSError):
+        except (TimeoutError, ConnectionClosed, OSError):
             return
 
 

@@ -14,7 +14,18 @@ import orjson
 import pytest
 
 from tests.feed.fakes import FakeWS
-from tests.feed.wsutil import MARKET, NO, YES, Feed, Model, book_frame, j, price_change, trade, ws_args
+from tests.feed.wsutil import (
+    MARKET,
+    NO,
+    YES,
+    Feed,
+    Model,
+    book_frame,
+    j,
+    price_change,
+    trade,
+    ws_args,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
