@@ -79,7 +79,7 @@ class Monitor(Stage):
             sys.stderr.write(message + "\n")
             sys.stderr.flush()
 
-    async def start(self, ctx: Context) -> Out:  # type: ignore[override]
+    async def start(self, ctx: Context) -> Out:
         self.ctx = ctx
         self._quit = asyncio.Event()
         opts = self.opts
@@ -141,7 +141,7 @@ class Monitor(Stage):
         assert self._quit is not None
         await self._quit.wait()
 
-    async def stop(self) -> Out:  # type: ignore[override]
+    async def stop(self) -> Out:
         if self.tui is not None:
             self.tui.stop()
         if self.web is not None:
