@@ -81,6 +81,15 @@ class ReferencePrice(Record, frozen=True, kw_only=True, tag="reference_price"):
     value: float
 
 
+class RtdsEvent(Record, frozen=True, kw_only=True, tag="rtds_event"):
+    """A live-data (RTDS) message of a topic without its own record type (comments, activity, ...)."""
+
+    topic: str
+    event: str  # the RTDS message type, e.g. comment_created
+    payload: Any = None
+    connection_id: str | None = None
+
+
 class FeedStatus(Record, frozen=True, kw_only=True, tag="feed_status"):
     source: str
     state: Literal["live", "stale", "reconnecting"]
@@ -232,6 +241,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         ReferencePrice,
         FeedStatus,
         MarketInfo,
+        RtdsEvent,
         SubmitOrder,
         CancelOrder,
         CancelAll,
