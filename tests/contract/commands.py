@@ -26,6 +26,7 @@ STAGES: dict[str, Spec] = {
     "risk-check": Spec(("risk-check", "-p", "policies/default.yaml"), needs=("policies/default.yaml",)),
     "store ingest": Spec(("store", "ingest", "--db", "/tmp/agkit-contract-store.db"), kind="sink"),
     "store ingest --tee": Spec(("store", "ingest", "--tee", "--db", "/tmp/agkit-contract-store.db")),
+    "monitor": Spec(("monitor",), kind="sink"), "monitor --tee": Spec(("monitor", "--tee")),
 }
 
 # Every command of the CLI (for --help and man page checks), including non-stages.
@@ -43,4 +44,5 @@ COMMANDS: list[tuple[str, ...]] = [
     ("risk-check",),
     ("store",), ("store", "ingest"), ("store", "query"), ("store", "export"), ("store", "rollup"), ("store", "retention"), ("store", "migrate"), ("store", "stats"),
     ("auth",), ("auth", "derive"), ("orders",), ("cancel",), ("balance",),
+    ("monitor",),
 ]
