@@ -36,7 +36,7 @@ def is_postgres(url: str) -> bool:
 def sqlite_path(url: str) -> str:
     """`sqlite:///abs`, `sqlite://rel`, `sqlite:rel` or a plain path -> a file path."""
     if url.startswith("sqlite:///"):
-        return "/" + url[len("sqlite:///") :]
+        return "/" + url[len("sqlite:///") :].lstrip("/")
     for prefix in ("sqlite://", "sqlite:"):
         if url.startswith(prefix):
             return url[len(prefix) :]

@@ -1,0 +1,234 @@
+"""Store benchmarks: ingest rows/s (SQLite, PostgreSQL) beside a naive one-INSERT-per-row
+loop on the same data, and rollup time from scratch and for one incremental hour.
+
+    python bench/bench_store.py            # short run (< 3 min): 200k records, 500k trades
+    python bench/bench_store.py --full     # 1M mixed records, 10M trades (long)
+
+The ingest figure is the real command, end to end (`agkit store ingest < file`,
+process start-up included). The naive baseline is an in-process loop: decode a line,
+one INSERT ... ON CONFLICT DO NOTHING per row in autocommit mode, on a sample of the
+same data (reported per row). PostgreSQL rows are skipped when no server is reachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import report  # noqa: E402
+
+T0 = 1_767_225_600_000_000
+HOUR = 3_600_000_000
+
+
+def mixed_lines(n: int, seed: int = 1) -> bytes:
+    """n mixed records like a live pipe: books, trades, order events, fills, metrics, status."""
+    rng = random.Random(seed)
+    out = bytearray()
+    t = T0
+    for i in range(n):
+        t += rng.randint(0, 400_000)
+        asset = f"tok{i % 20}"
+        market = f"0xmkt{i % 10}"
+        k = i % 20
+        if k < 8:
+            bid = round(rng.uniform(0.1, 0.8), 2)
+            rec = {"type": "book", "ts_event": t, "ts_init": t + 20, "venue": "polymarket", "market": market,
+                   "asset": asset, "bids": [[bid, 120.0], [round(bid - 0.01, 2), 300.0]],
+                   "asks": [[round(bid + 0.02, 2), 90.0], [round(bid + 0.03, 2), 150.0]],
+                   "tick_size": 0.01, "min_size": 5.0, "hash": f"{i:x}"}
+        elif k < 15:
+            rec = {"type": "trade", "ts_event": t, "ts_init": t + 20, "venue": "polymarket", "market": market,
+                   "asset": asset, "price": round(rng.uniform(0.05, 0.95), 3), "size": float(rng.randint(1, 500)),
+                   "side": "buy" if i % 2 else "sell", "trade_id": f"tr{i}"}
+        elif k == 15:
+            rec = {"type": "submit_order", "ts_event": t, "ts_init": t, "id": f"o{i}", "strategy": "mm",
+                   "venue": "paper", "market": market, "asset": asset, "side": "buy", "price": 0.5, "size": 10.0,
+                   "tif": "GTC", "post_only": False}
+        elif k == 16:
+            rec = {"type": "order_accepted", "ts_event": t, "ts_init": t, "id": f"o{i - 1}", "venue_order_id": f"v{i}"}
+        elif k == 17:
+            rec = {"type": "order_filled", "ts_event": t, "ts_init": t, "id": f"o{i - 2}", "venue_order_id": f"v{i}",
+                   "trade_id": f"f{i}", "market": market, "asset": asset, "side": "buy", "price": 0.5, "size": 5.0,
+                   "fee": 0.01, "liquidity": "maker", "settlement": "pending", "strategy": "mm"}
+        elif k == 18:
+            rec = {"type": "metric", "ts_event": t, "ts_init": t, "name": "stage_latency_us", "kind": "histogram",
+                   "value": rng.uniform(1, 50), "labels": {"stage": "exec"}}
+        else:
+            rec = {"type": "feed_status", "ts_event": t, "ts_init": t, "source": "polymarket", "state": "live",
+                   "lag_ms": 3.5}
+        out += orjson.dumps(rec)
+        out += b"\n"
+    return bytes(out)
+
+
+def pg_base() -> str | None:
+    url = os.environ.get("AGKIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except Exception as exc:
+        print(f"bench_store: no PostgreSQL at {url} ({exc}); PostgreSQL rows skipped", file=sys.stderr)
+        return None
+    return url
+
+
+class PgSchema:
+    """A throw-away schema; the URL selects it through search_path."""
+
+    def __init__(self, base: str) -> None:
+        import psycopg
+
+        self.base = base
+        self.name = f"agkit_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {self.name}")
+        sep = "&" if "?" in base else "?"
+        self.url = f"{base}{sep}options={quote('-csearch_path=' + self.name)}"
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {self.name} CASCADE")
+
+
+def ingest_command(db: str, path: Path) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), AGKIT_CONFIG="/nonexistent")
+    t0 = time.perf_counter()
+    with open(path, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "agkit", "store", "ingest", "--db", db], stdin=stdin,
+                              capture_output=True, env=env, cwd=ROOT)
+    secs = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"ingest failed: {proc.stderr.decode()}")
+    return secs
+
+
+def naive_ingest(db: str, lines: list[bytes]) -> float:
+    """One INSERT per row, autocommit: the loop a first version would write."""
+    from agkit.store import open_store
+    from agkit.store.schema import TABLES, to_row
+
+    with open_store(db) as store:
+        inserts = {}
+        for name, table in TABLES.items():
+            if table.raw:
+                cols = ("seq", *table.names)
+                inserts[name] = (f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                                 "ON CONFLICT DO NOTHING")
+        t0 = time.perf_counter()
+        for seq, line in enumerate(lines, 1):
+            table, row = to_row(orjson.loads(line))
+            store.execute(inserts[table], (seq, *row))
+        return time.perf_counter() - t0
+
+
+def bench_ingest(n: int, naive_n: int, pg: str | None, tmp: Path) -> None:
+    data = mixed_lines(n)
+    path = tmp / "mixed.ndjson"
+    path.write_bytes(data)
+    sample = data.splitlines()[:naive_n]
+    targets = [("sqlite", lambda: (f"sqlite:///{tmp / f'i{uuid.uuid4().hex}.db'}", None))]
+    if pg:
+        targets.append(("postgresql", lambda: (lambda s: (s.url, s))(PgSchema(pg))))
+    for name, make in targets:
+        db, schema = make()
+        db2, schema2 = make()
+        try:
+            secs = ingest_command(db, path)
+            naive = naive_ingest(db2, sample)
+        finally:
+            for s in (schema, schema2):
+                if s is not None:
+                    s.drop()
+        report(f"store ingest {name}: {n} mixed records, `agkit store ingest` end to end", n / secs, "rows/s",
+               baseline=f"naive one INSERT per row, autocommit ({naive_n}-row sample)",
+               baseline_value=naive_n / naive, higher_is_better=True, seconds=round(secs, 2))
+
+
+def load_trades(store: object, n: int, start: int, tag: str) -> None:
+    from agkit.store.base import Batch
+    from agkit.store.schema import to_row
+
+    rng = random.Random(n)
+    batch = Batch()
+    step = 360_000  # 10 trades/s over 20 assets -> an hour is 10k trades
+    for i in range(n):
+        t = start + i * step // 1
+        rec = {"type": "trade", "ts_event": t, "ts_init": t, "venue": "polymarket", "market": f"0xm{i % 10}",
+               "asset": f"tok{i % 20}", "price": round(rng.uniform(0.05, 0.95), 3), "size": 10.0,
+               "side": "buy", "trade_id": f"{tag}{i}"}
+        table, row = to_row(rec)
+        batch.add(table, row)
+        if batch.n >= 50_000:
+            store.write_batch(batch)  # type: ignore[attr-defined]
+            batch.clear()
+    store.write_batch(batch)  # type: ignore[attr-defined]
+
+
+def bench_rollup(n: int, pg: str | None, tmp: Path) -> None:
+    from agkit.store import open_store
+    from agkit.store.rollup import run_rollup
+
+    targets: list[tuple[str, str, PgSchema | None]] = [("sqlite", f"sqlite:///{tmp / 'rollup.db'}", None)]
+    if pg:
+        s = PgSchema(pg)
+        targets.append(("postgresql", s.url, s))
+    for name, db, schema in targets:
+        try:
+            with open_store(db) as store:
+                load_trades(store, n, T0, "a")
+                t0 = time.perf_counter()
+                store.rows("SELECT asset, count(*), sum(size), min(price), max(price) FROM trades GROUP BY asset")
+                scan = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                run_rollup(store)
+                scratch = time.perf_counter() - t0
+                span = n * 360_000
+                load_trades(store, 10_000, T0 + span, "b")  # one more hour: 10k trades
+                t0 = time.perf_counter()
+                run_rollup(store)
+                incr = time.perf_counter() - t0
+        finally:
+            if schema is not None:
+                schema.drop()
+        report(f"store rollup {name}: {n} trades from scratch (bars 1m/1h/1d, metrics, pnl)", scratch, "s",
+               baseline="one GROUP BY scan of the trades", baseline_value=scan, higher_is_better=False)
+        report(f"store rollup {name}: incremental hour (10k new trades) after {n}", incr, "s",
+               baseline="rollup from scratch", baseline_value=scratch, higher_is_better=False)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="1M ingest records and 10M rollup trades")
+    ap.add_argument("--records", type=int, help="mixed records to ingest")
+    ap.add_argument("--trades", type=int, help="trades for the rollup figures")
+    ap.add_argument("--naive", type=int, default=20_000, help="rows in the naive baseline sample")
+    args = ap.parse_args()
+    n = args.records or (1_000_000 if args.full else 200_000)
+    trades = args.trades or (10_000_000 if args.full else 500_000)
+    pg = pg_base()
+    with tempfile.TemporaryDirectory(prefix="agkit-bench-store-") as tmp:
+        bench_ingest(n, min(args.naive, n), pg, Path(tmp))
+        bench_rollup(trades, pg, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
