@@ -41,6 +41,7 @@ from agkit.exec.venue import (
     Accepted,
     Canceled,
     CancelRejected,
+    Expired,
     Filled,
     OpenOrder,
     OrderRequest,
@@ -542,6 +543,11 @@ class PolymarketVenue(Venue):
             ts = _ts_us(ev.get("timestamp"), self._now())
             if not e.acked:
                 return  # the HTTP answer decides; a cancellation follows it
+            exp = e.signed.order.expiration if e.signed else 0
+            if e.req.tif == "GTD" and exp and not e.cancel_requested and time.time() >= exp - 1 and not e.terminal:
+                e.terminal = True
+                self._emit(Expired(e.req.id, ts, "GTD expiration reached"))
+                return
             self._mark_canceled(e, reason, ts)
 
     def _on_trade(self, ev: dict[str, Any]) -> None:
