@@ -313,7 +313,10 @@ def run_backtest(
         if sink is not None:
             sink(rec)
     acct.finish()
-    return acct.result(cfg), acct.curve
+    result = acct.result(cfg)
+    params = getattr(stages[0], "params", None)
+    result["params"] = {k: getattr(params, k, v) for k, v in cfg.params}
+    return result, acct.curve
 
 
 def data_span(paths: Iterable[str]) -> tuple[int, int]:

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "agkit.cli.monitor",
     "agkit.cli.store",
     "agkit.cli.strategy",
+    "agkit.cli.backtest",
     "agkit.cli.venue",
 ]
 

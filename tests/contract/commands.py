@@ -40,6 +40,7 @@ COMMANDS: list[tuple[str, ...]] = [
     ("feed", "polymarket"),
     ("markets",),
     ("strategy",),
+    ("backtest",),
     ("exec",),
     ("risk-check",),
     ("store",), ("store", "ingest"), ("store", "query"), ("store", "export"), ("store", "rollup"), ("store", "retention"), ("store", "migrate"), ("store", "stats"),
