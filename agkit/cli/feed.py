@@ -249,6 +249,54 @@ def polymarket(
     return _run(stage, on_error, merge)
 
 
+@feed_app.command("rtds")
+def rtds(
+    topic: Annotated[list[str] | None, typer.Option("--topic", metavar="TOPIC", help="crypto_prices, crypto_prices_chainlink, equity_prices, comments, ... (repeatable).")] = None,
+    type_: Annotated[list[str] | None, typer.Option("--type", metavar="TYPE", help="Message type for the topic at the same position (default *).")] = None,
+    filter_: Annotated[list[str] | None, typer.Option("--filter", metavar="FILTER", help='Filter for the topic at the same position, e.g. \'{"symbol":"btcusdt"}\' (re-encoded compactly).')] = None,
+    url: Annotated[str, typer.Option("--url", envvar="AGKIT_RTDS_URL", metavar="URL", help="RTDS WebSocket URL.")] = "wss://ws-live-data.polymarket.com",
+    ping_every: Annotated[float, typer.Option("--ping-every", metavar="SECONDS", help="Send the text keep-alive PING this often.")] = 5.0,
+    silence_timeout: Annotated[float, typer.Option("--silence-timeout", metavar="SECONDS", help="Reconnect when no frame arrived for this long; 0 disables (quiet topics).")] = 60.0,
+    backoff: Annotated[float, typer.Option(metavar="SECONDS", help="First reconnect delay; doubles per failed attempt, with jitter.")] = 0.5,
+    backoff_max: Annotated[float, typer.Option("--backoff-max", metavar="SECONDS", help="Longest reconnect delay.")] = 30.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", metavar="N", help="Give up (exit 4) after N failed attempts in a row; 0 = never.")] = 0,
+    max_records: Annotated[int, typer.Option("--max-records", metavar="N", help="Stop after N records; 0 = no limit.")] = 0,
+    duration: Annotated[float, typer.Option(metavar="SECONDS", help="Stop after this long; 0 = run until stopped.")] = 0.0,
+    metrics_every: MetricsOpt = 10.0,
+    record: RecordOpt = None,
+    on_error: OnErrorOpt = OnError.SKIP,
+    merge: MergeOpt = None,
+) -> int:
+    """Stream Polymarket's real-time data socket (RTDS) as records.
+
+    Price topics become reference_price records (source = topic, symbol, value);
+    other topics pass through as rtds_event records (topic, event, payload). Each
+    subscription is sent on its own, so one unknown topic cannot refuse the rest.
+    Reconnects with exponential backoff and jitter, resubscribes, and marks each gap
+    with feed_status reconnecting -> live. Exit status 0 when stopped, 2 for bad
+    options, 4 when the socket is unreachable or refuses everything after --max-retries.
+
+    Example: agkit feed rtds --topic crypto_prices --type update --filter '{"symbol":"btcusdt"}'
+    """
+    from agkit.feed.rtds import RtdsFeed, subscriptions
+
+    subs = subscriptions(topic or [], type_ or [], filter_ or [])
+    stage = RtdsFeed(
+        subs,
+        url=url,
+        ping_every=ping_every,
+        silence=silence_timeout,
+        backoff=backoff,
+        backoff_max=backoff_max,
+        max_retries=max_retries,
+        metrics_every=metrics_every,
+        max_records=max_records,
+        duration=duration,
+        record=record,
+    )
+    return _run(stage, on_error, merge)
+
+
 def markets(
     query: Annotated[str | None, typer.Argument(metavar="[QUERY]", help="Text to search for (Gamma public search).")] = None,
     slug: Annotated[list[str] | None, typer.Option("--slug", metavar="SLUG", help="Resolve a market slug (repeatable).")] = None,

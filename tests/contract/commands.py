@@ -38,6 +38,7 @@ COMMANDS: list[tuple[str, ...]] = [
     ("feed", "sim"),
     ("feed", "replay"),
     ("feed", "polymarket"),
+    ("feed", "rtds"),
     ("markets",),
     ("strategy",),
     ("backtest",),
