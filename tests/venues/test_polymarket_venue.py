@@ -305,3 +305,97 @@ def test_secrets_never_in_reprs() -> None:
     cfg = VenueConfig(sg.Secret(TEST_KEY), sg.ApiCreds("key", sg.Secret("S3CRET"), sg.Secret("PASS")), None, 0, 137, "http://x", "ws://x")
     text = repr(cfg) + repr(sg.Signer(TEST_KEY)) + str(cfg.private_key)
     assert TEST_KEY[2:] not in text and "S3CRET" not in text and "PASS'" not in text
+
+
+def test_heartbeat_keeps_orders_alive_and_the_switch_cancels_after_exit() -> None:
+    async def main() -> None:
+        fake = FakeClob(heartbeat_timeout=0.5)
+        await fake.start()
+        fake.add_market(COND, TOKEN)
+        fake.add_account()
+        h = Harness(fake)
+        try:
+            await h.start()
+            h.send(book())
+            a = h.submit("buy", 0.40, 10)
+            await h.until(lambda: len(h.of("order_accepted", a)) == 1)
+            await h.until(lambda: fake.heartbeats >= 20)  # ten timeouts' worth of beats
+            assert fake.by_status().get("LIVE") == 1  # still resting
+        finally:
+            await h.stop()
+        # exec is gone, heartbeats stop: the venue's switch cancels the order
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while fake.by_status().get("LIVE") and loop.time() < end:
+            await asyncio.sleep(0.02)
+        assert fake.by_status().get("CANCELED") == 1
+        await fake.stop()
+
+    asyncio.run(main())
+
+
+def test_cancel_right_after_submit_waits_for_the_answer() -> None:
+    async def body(fake: FakeClob, h: Harness) -> None:
+        h.send(book())
+        a = h.submit("buy", 0.40, 10, neg_risk=False)
+        h.send({"type": "cancel_order", "ts_event": 2, "ts_init": 2, "id": a})
+        await h.until(lambda: len(h.of("order_canceled", a)) == 1)
+        assert len(h.of("order_accepted", a)) == 1
+        types = [r["type"] for r in h.out if r.get("id") == a]
+        assert types.index("order_accepted") < types.index("order_canceled")
+        assert fake.by_status() == {"CANCELED": 1}
+
+    scenario(body)
+
+
+def test_cancel_on_stop() -> None:
+    async def main() -> None:
+        fake = FakeClob()
+        await fake.start()
+        fake.add_market(COND, TOKEN)
+        fake.add_account()
+        h = Harness(fake, cancel_on_stop=True)
+        await h.start()
+        h.send(book())
+        h.submit("buy", 0.40, 10)
+        h.submit("buy", 0.41, 10)
+        await h.until(lambda: len(h.of("order_accepted")) == 2)
+        await h.stop()
+        assert fake.by_status() == {"CANCELED": 2}
+        assert len(h.of("order_canceled")) == 2
+        await fake.stop()
+
+    asyncio.run(main())
+
+
+def test_user_channel_reconnects_when_silent() -> None:
+    from agkit.venues.polymarket.user_ws import UserChannel
+
+    async def main() -> None:
+        fake = FakeClob()
+        await fake.start()
+        acc = fake.add_account()
+        creds = sg.ApiCreds(acc.api_key, sg.Secret(acc.secret), sg.Secret(acc.passphrase))
+        drops: list[str] = []
+        ch = UserChannel(fake.ws_url, creds, lambda _e: None, on_disconnect=drops.append, backoff_base=0.01, ping_interval=0.02, stale_after=5)
+        task = asyncio.ensure_future(ch.run())
+        try:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 20
+            while fake.ws_connects < 1 and loop.time() < end:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # PINGs answered with PONG: no reconnect
+            assert ch.connects == 1 and not drops
+            ch.stale_after = 0.0  # nothing counts as fresh any more
+            while ch.connects < 3 and loop.time() < end:
+                await asyncio.sleep(0.01)
+            assert ch.connects >= 3 and drops and "no frame" in drops[0]
+            assert "****" not in repr(ch) and acc.secret not in repr(ch)
+        finally:
+            await ch.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await fake.stop()
+        assert not fake.auth_failures
+
+    asyncio.run(main())
