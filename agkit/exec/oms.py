@@ -325,29 +325,32 @@ class Oms:
         self._apply(order, "fill_complete" if filled == order.request.size else "fill")
         order.filled = filled
         r = order.request
-        rec = self._record(
-            "order_filled",
-            ev.ts_event,
-            id=ev.id,
-            venue_order_id=ev.venue_order_id or order.venue_order_id or "",
-            trade_id=ev.trade_id,
-            market=r.market,
-            asset=r.asset,
-            side=r.side,
-            price=ev.price,
-            size=ev.size,
-            fee=ev.fee,
-            liquidity=ev.liquidity,
-            settlement=ev.settlement,
-            strategy=r.strategy,
-        )
+        now = self.clock.now_us()
+        rec = {
+            "type": "order_filled",
+            "ts_event": ev.ts_event,
+            "ts_init": now,
+            "id": ev.id,
+            "venue_order_id": ev.venue_order_id or order.venue_order_id or "",
+            "trade_id": ev.trade_id,
+            "market": r.market,
+            "asset": r.asset,
+            "side": r.side,
+            "price": ev.price,
+            "size": ev.size,
+            "fee": ev.fee,
+            "liquidity": ev.liquidity,
+            "settlement": ev.settlement,
+            "strategy": r.strategy,
+        }
+        self.out.append(rec)
         order.fills[ev.trade_id] = rec
-        self._count("fills")
+        self.counts["fills"] = self.counts.get("fills", 0) + 1
         pos = self.portfolio.apply_fill(
             r.market, r.asset, r.side, ev.price, ev.size, ev.fee, ev.trade_id
         )
         if self.emit_positions:
-            self.out.append(pos.as_record(ev.ts_event, self.clock.now_us()))
+            self.out.append(pos.as_record(ev.ts_event, now))
 
     def _on_settled(self, ev: Settled) -> None:
         order = self._known(ev.id, "settle")

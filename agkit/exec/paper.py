@@ -41,7 +41,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -277,9 +277,11 @@ class PaperVenue(Venue):
     def _invalid(self, r: OrderRequest, t: int) -> str | None:
         if r.tif == "GTD" and r.expire_at is not None and r.expire_at <= t:
             return f"invalid expiration: the order reached the venue at {t}, after its expire_at {r.expire_at}"
-        size_dp = -r.size.normalize().as_tuple().exponent  # type: ignore[operator]
-        if size_dp > 2:
-            return f"Size {r.size} has {size_dp} decimal places. Maximum lot size is 2"
+        exp = r.size.as_tuple().exponent
+        if isinstance(exp, int) and exp < -2:
+            size_dp = -r.size.normalize().as_tuple().exponent  # type: ignore[operator]
+            if size_dp > 2:
+                return f"Size {r.size} has {size_dp} decimal places. Maximum lot size is 2"
         tick = self.ticks.get(r.asset)
         if tick is not None:
             if r.price % tick != 0:
@@ -287,8 +289,8 @@ class PaperVenue(Venue):
             if not tick <= r.price <= 1 - tick:
                 return f"price ({r.price}), min: {tick} - max: {1 - tick}"
         min_size = self.min_sizes.get(r.asset)
-        if min_size is not None and r.size < to_decimal(min_size):
-            return f"Size ({r.size}) lower than the minimum: {min_size}"
+        if min_size is not None and r.size < min_size:
+            return f"Size ({r.size}) lower than the minimum: {min_size:g}"
         return None
 
     # --- market data ----------------------------------------------------------------------------
@@ -297,10 +299,12 @@ class PaperVenue(Venue):
         asset = rec["asset"]
         self.books[asset] = rec
         if self.consumed:
-            for side in ("bids", "asks"):
-                used = self.consumed.get((asset, side))
-                if used:
-                    _forget_replenished(used, rec[side])
+            used = self.consumed.get((asset, "bids"))
+            if used:
+                _forget_replenished(used, rec["bids"], _bid_size)
+            used = self.consumed.get((asset, "asks"))
+            if used:
+                _forget_replenished(used, rec["asks"], _ask_size)
         tick = rec.get("tick_size")
         if tick is not None and tick != self._tick_f.get(asset):
             self._tick_f[asset] = tick
@@ -311,25 +315,37 @@ class PaperVenue(Venue):
         resting = self.resting.get(asset)
         if not resting:
             return
-        t = self.now
         bids, asks = rec["bids"], rec["asks"]
         best_bid = bids[0][0] if bids else -1.0
         best_ask = asks[0][0] if asks else 2.0
+        crossed = False
+        for po in resting:
+            if po.buy:
+                if best_ask <= po.price:
+                    crossed = True
+                if po.ahead > 0:  # cancels ahead of us: the queue is at most what is shown
+                    shown = _bid_size(bids, po.price)
+                    if shown < po.ahead:
+                        po.ahead = shown
+            else:
+                if best_bid >= po.price:
+                    crossed = True
+                if po.ahead > 0:
+                    shown = _ask_size(asks, po.price)
+                    if shown < po.ahead:
+                        po.ahead = shown
+        if not crossed:
+            return
         # the book moved through resting orders: fill them from the crossing size, best first
+        t = self.now
         crossed_buys = [po for po in resting if po.buy and best_ask <= po.price]
         crossed_sells = [po for po in resting if not po.buy and best_bid >= po.price]
         if crossed_buys:
-            crossed_buys.sort(key=lambda p: (-p.price, p.seq))
+            crossed_buys.sort(key=_buy_priority)
             self._fill_through(crossed_buys, asks, t, buy=True)
         if crossed_sells:
-            crossed_sells.sort(key=lambda p: (p.price, p.seq))
+            crossed_sells.sort(key=_sell_priority)
             self._fill_through(crossed_sells, bids, t, buy=False)
-        # cancellations ahead of us: the queue ahead is at most what is displayed
-        for po in self.resting.get(asset, ()):
-            if po.ahead > 0:
-                shown = _level_size(bids if po.buy else asks, po.price)
-                if shown < po.ahead:
-                    po.ahead = shown
 
     def _fill_through(
         self, orders: list[PaperOrder], levels: list[list[float]], t: int, buy: bool
@@ -361,15 +377,17 @@ class PaperVenue(Venue):
         hits_bids = rec["side"] == "sell"  # a sell aggressor trades against bids
         # our orders on the side the aggressor hit, at or through the trade price, by priority
         if hits_bids:
-            mine = sorted(
-                (p for p in resting if p.buy and p.price >= q), key=lambda p: (-p.price, p.seq)
-            )
+            mine = [p for p in resting if p.buy and p.price >= q]
+            if not mine:
+                return
+            if len(mine) > 1:
+                mine.sort(key=_buy_priority)
         else:
-            mine = sorted(
-                (p for p in resting if not p.buy and p.price <= q), key=lambda p: (p.price, p.seq)
-            )
-        if not mine:
-            return
+            mine = [p for p in resting if not p.buy and p.price <= q]
+            if not mine:
+                return
+            if len(mine) > 1:
+                mine.sort(key=_sell_priority)
         t = self.now
         pool = size
         own_ahead = _ZERO
@@ -430,16 +448,50 @@ class PaperVenue(Venue):
                     del self.resting[po.asset]
 
 
-def _forget_replenished(used: dict[float, float], levels: list[list[float]]) -> None:
+def _buy_priority(po: PaperOrder) -> tuple[float, int]:
+    return (-po.price, po.seq)
+
+
+def _sell_priority(po: PaperOrder) -> tuple[float, int]:
+    return (po.price, po.seq)
+
+
+def _forget_replenished(
+    used: dict[float, float],
+    levels: list[list[float]],
+    size_at: Callable[[list[list[float]], float], float],
+) -> None:
     """A new book: what we took from a level stays taken while the level still shows it
     (the feed does not know about our paper fills); a level showing less (others traded
     or canceled it) or gone releases the difference."""
-    for price in list(used):
-        shown = _level_size(levels, price)
+    for price, taken in list(used.items()):
+        shown = size_at(levels, price)
         if shown <= 0:
             del used[price]
-        elif shown < used[price]:
+        elif shown < taken:
             used[price] = shown
+
+
+def _bid_size(levels: list[list[float]], price: float) -> float:
+    """Size shown at price on a bid side (best, i.e. highest, first)."""
+    for level in levels:
+        p = level[0]
+        if p == price:
+            return float(level[1])
+        if p < price:
+            break
+    return 0.0
+
+
+def _ask_size(levels: list[list[float]], price: float) -> float:
+    """Size shown at price on an ask side (best, i.e. lowest, first)."""
+    for level in levels:
+        p = level[0]
+        if p == price:
+            return float(level[1])
+        if p > price:
+            break
+    return 0.0
 
 
 def _level_size(levels: list[list[float]], price: float) -> float:

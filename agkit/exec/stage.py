@@ -45,6 +45,8 @@ class ExecStage(Stage):
         self.ctx = ctx
         self.oms = Oms(self.venue, ctx.clock, ctx.log, self.portfolio)
         self.venue.bind(self._report, ctx.clock, ctx.log)
+        self._advance = self.venue.advance
+        self._on_market = self.venue.on_market
         res = self.venue.start()
         if inspect.isawaitable(res):
             return self._finish_async(res)  # type: ignore[return-value]  # PipeRunner awaits it
@@ -61,15 +63,18 @@ class ExecStage(Stage):
 
     def on_record(self, rec: dict[str, Any]) -> Out:
         ts = rec.get("ts_event")
-        venue, oms = self.venue, self.oms
+        oms = self.oms
         self._sync = True
         try:
             if type(ts) is int:
-                venue.advance(ts)
+                if ts > oms.now:
+                    oms.now = ts
+                self._advance(ts)
             rtype = rec["type"]
             if rtype in MARKET:
-                oms.observe(rec)
-                venue.on_market(rec)
+                if rtype == "market_resolved":
+                    oms.observe(rec)
+                self._on_market(rec)
             elif rtype == "submit_order":
                 oms.submit(rec)
             elif rtype == "cancel_order":

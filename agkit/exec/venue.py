@@ -45,6 +45,8 @@ Rules for a venue:
   per client id; after a lost response the venue queries the order before resending.
 * Event times are integer µs (`ts_event`): the venue's timestamp for live events, the
   event time of the matching engine for paper.
+* Requests and events are plain slotted dataclasses (cheap to build on the paper hot
+  path); treat them as read-only values.
 * `order.price`/`order.size` are exact `Decimal`s converted from the record's JSON
   numbers through their shortest repr; sign and send only those.
 """
@@ -73,7 +75,7 @@ def to_decimal(x: float | int | str) -> Decimal:
     return Decimal(x)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderRequest:
     """A validated `submit_order`, as the OMS hands it to a venue (read-only)."""
 
@@ -93,7 +95,7 @@ class OrderRequest:
     extra: dict[str, Any] = field(default_factory=dict)  # unknown fields of the record
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenOrder:
     """An order the OMS believes is open, as given to `cancel`/`cancel_many`."""
 
@@ -105,14 +107,14 @@ class OpenOrder:
 # --- what a venue reports -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     id: str
     venue_order_id: str
     ts_event: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejected:
     id: str
     reason: str  # the venue's wording, e.g. "invalid post-only order: order crosses book"
@@ -120,7 +122,7 @@ class Rejected:
     venue_order_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Filled:
     id: str
     venue_order_id: str
@@ -133,7 +135,7 @@ class Filled:
     settlement: Settlement = "pending"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settled:
     """A fill's on-chain settlement moved on (live venues: MATCHED -> CONFIRMED/FAILED)."""
 
@@ -143,28 +145,28 @@ class Settled:
     ts_event: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Canceled:
     id: str
     ts_event: int
     reason: str | None = None  # None when the user asked; else why (FAK remainder, ...)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelRejected:
     id: str
     reason: str  # e.g. "order already filled", "Order not found"
     ts_event: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Expired:
     id: str
     ts_event: int
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Restored:
     """An order open at the venue that this run did not submit (found by reconciliation).
 
