@@ -63,13 +63,9 @@ class Monitor(Stage):
                 take(rec)
                 return (rec,)
 
-        else:
-
-            def on_record(rec: dict[str, Any]) -> Out:
-                take(rec)
-                return None
-
-        self.on_record = on_record  # type: ignore[method-assign]
+            self.on_record = on_record  # type: ignore[method-assign]
+        else:  # a sink: the state's own method (returns None) is the whole per-record work
+            self.on_record = take  # type: ignore[method-assign,assignment]
 
     def log(self, message: str) -> None:
         """Lines for people: on stderr, or into the dashboard while it owns the terminal."""

@@ -67,6 +67,7 @@ class StageHealth:
     name: str
     last_seen: int = 0
     records: int = 0
+    metrics: int = 0  # metric records taken on the hot path (also in `counts`)
     errors: int = 0
     detail: str = ""
 
@@ -93,6 +94,7 @@ class MonitorState:
     stages: dict[str, StageHealth] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     records: int = 0
+    metrics: int = 0  # metric records taken on the hot path (also in `counts`)
     rejected: int = 0  # malformed ingest messages
     rate: float = 0.0  # records per second over the last tick
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=50))
@@ -124,6 +126,11 @@ class MonitorState:
     def on_record(self, rec: dict[str, Any]) -> None:
         """Take one decoded record; InvalidRecord if a record the monitor reads is malformed."""
         rtype = rec.get("type")
+        if rtype == "metric":  # the hot path
+            self.store.add_metric(rec)
+            self.records += 1
+            self.metrics += 1
+            return
         if rtype is None and "metric_name" in rec:
             rtype = "metric"
         if type(rtype) is not str:
@@ -143,9 +150,6 @@ class MonitorState:
     def _metric(self, rec: dict[str, Any]) -> None:
         name, kind, value, labels, ts, inc = check_metric(rec)
         self.store.add(name, kind, value, labels, ts, inc)
-        stage = labels.get("stage")
-        if stage:
-            self.seen(stage)
 
     def seen(self, stage: str, records: int = 1, error: str | None = None) -> None:
         h = self.stages.get(stage)
@@ -317,6 +321,13 @@ class MonitorState:
         self._last_tick_records = self.records
         self._last_tick_us = now
         store = self.store
+        if self.metrics:
+            self.counts["metric"] = self.counts.get("metric", 0) + self.metrics
+            self.metrics = 0
+        for s in store.staged:  # stage health from the `stage` label of pushed metrics
+            if s.count != s.seen_count:
+                self.seen(s.labels["stage"], s.count - s.seen_count)
+                s.seen_count = s.count
         store.add("monitor.records_per_second", "gauge", self.rate, {}, now)
         store.add("monitor.records_received", "counter", float(self.records), {}, now)
         if self.positions:
