@@ -182,12 +182,12 @@ class SeriesStore:
         except (TypeError, AttributeError):  # unhashable or not a dict: the slow path says why
             s = None
         if s is not None and "metric_name" not in rec:
-            value = rec.get("value")
-            ts = rec.get("ts_event")
+            value: Any = rec.get("value")
+            ts: Any = rec.get("ts_event")
             vt = type(value)
-            if (vt is float or vt is int) and type(ts) is int and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # type: ignore[operator]
+            if (vt is float or vt is int) and type(ts) is int and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
                 if s.kind == "counter":
-                    return self.add(s.name, "counter", float(value), s.labels, ts)  # type: ignore[arg-type]
+                    return self.add(s.name, "counter", float(value), s.labels, ts)
                 s.append(ts, value)
                 if s.kind == "histogram":
                     s.sum += value

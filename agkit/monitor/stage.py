@@ -65,7 +65,7 @@ class Monitor(Stage):
 
             self.on_record = on_record  # type: ignore[method-assign]
         else:  # a sink: the state's own method (returns None) is the whole per-record work
-            self.on_record = take  # type: ignore[method-assign,assignment]
+            self.on_record = take  # type: ignore[method-assign]
 
     def log(self, message: str) -> None:
         """Lines for people: on stderr, or into the dashboard while it owns the terminal."""
