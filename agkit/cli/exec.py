@@ -84,14 +84,18 @@ def exec_(
     ] = 0,
     on_error: OnErrorOpt = OnError.SKIP,
 ) -> int:
-    """Execute orders: consume submit_order, cancel_order and cancel_all; emit
-    order_accepted, order_rejected, order_canceled, order_expired, order_filled,
-    cancel_rejected and position records after the record that caused them.
+    """Execute orders on the paper venue (default) or the Polymarket CLOB.
+
+    Consumes submit_order, cancel_order and cancel_all; emits order_accepted,
+    order_rejected, order_canceled, order_expired, order_filled, cancel_rejected and
+    position records right after the record that caused them.
 
     Every other record passes through unchanged (book and trade records too, which the
     paper venue matches against, in event time). A repeated client order id is refused
     with order_rejected and never sent twice. Counters are emitted as metric records at
-    the end.
+    the end. The paper venue fills marketable orders by walking the book and resting
+    orders through a queue model, in event time, with --latency-us and Polymarket's
+    taker fee; see docs/exec.md.
 
     Example: agkit pass --merge /tmp/fb | agkit strategy mm | agkit exec --feedback /tmp/fb
     """
