@@ -4,9 +4,11 @@
   1 − `min_edge`, buy both at their asks; a complete set pays exactly 1 at resolution.
 * **Neg-risk events**: when the YES asks of every outcome market of one event sum (with
   fees) below 1 − `min_edge`, buy all of them. Events are given by the `groups`
-  parameter (`cond1,cond2,cond3;cond4,cond5`) or read from an `event` / `neg_risk_market_id`
-  field on book records. The YES token of a market is the token whose book says
-  `"outcome": "Yes"`, else the first token of the market seen.
+  parameter (`cond1,cond2,cond3;cond4,cond5`) or by an `event_markets` field on book
+  records (the condition ids of every outcome market of the event): a set is only
+  complete with every outcome, so a group is never guessed from the markets seen so
+  far. The YES token of a market is the token whose book says `"outcome": "Yes"`, else
+  the first token of the market seen.
 
 Size is `size` shares, cut to the smallest visible ask size of the legs and to keep each
 leg's position within `max_position`. Legs are sent together as `tif` (FAK by default:
@@ -100,11 +102,13 @@ class Arbitrage(Strategy):
             outcome = book.get("outcome")
             if outcome is None or str(outcome).lower() == "yes":
                 self.yes[market] = book["asset"]
-        event = book.get("event") or book.get("neg_risk_market_id")
-        if isinstance(event, str) and event and market not in self.group_of:
-            key = f"event:{event}"
-            self.group_of[market] = key
-            self.groups.setdefault(key, []).append(market)
+        members = book.get("event_markets")
+        if market not in self.group_of and isinstance(members, list) and len(members) > 1:
+            conds = sorted(str(c) for c in members)
+            key = "event:" + ",".join(conds)
+            self.groups[key] = conds
+            for c in conds:
+                self.group_of.setdefault(c, key)
         now = self.ctx.clock.now_us()
         if self.leg_of:
             self._timeouts(now)

@@ -9,7 +9,7 @@ as selling YES above p. Where the complement is unknown it sells YES it holds in
 On every update of the primary token's book (throttled in event time), per side:
 1. orders whose margin lies in no band are canceled;
 2. in a band holding more than `maxAmount`, orders are canceled, farthest from the
-   band's `avgMargin` first, until it holds at most `maxAmount` (cancel excess);
+   band's `avgMargin` first (the newest among equals), until it holds at most `maxAmount` (cancel excess);
 3. a band holding less than `minAmount` gets one new order of `avgAmount − held`
    shares at `target − avgMargin` (top up to min), when that reaches the market's
    min size and lies inside [tick, 1 − tick].
@@ -103,7 +103,7 @@ class Bands(Strategy):
         market = book["market"]
         assets = self.ctx.assets_of.get(market, [])
         primary = self.params.asset or (assets[0] if assets else "")
-        if book["asset"] != primary:
+        if primary not in self.ctx.markets:
             return
         now = self.ctx.clock.now_us()
         if now - self._last.get(market, -(1 << 62)) < self._throttle_us:
@@ -139,7 +139,8 @@ class Bands(Strategy):
         for band, orders in zip(self.bands, in_band, strict=True):
             total = sum(o.remaining for o in orders)
             if total > band.max_amount + EPS:
-                orders.sort(key=lambda o: (-abs(self._margin(o, target) - band.avg_margin), o.id))
+                # farthest from avgMargin first; among equals the newest (keep queue priority)
+                orders = sorted(reversed(orders), key=lambda o: -abs(self._margin(o, target) - band.avg_margin))
                 for o in orders:
                     if total <= band.max_amount + EPS:
                         break

@@ -95,11 +95,13 @@ class MarketMaker(Strategy):
         return assets[0]
 
     def on_book(self, book: dict[str, Any]) -> None:
-        asset = book["asset"]
         market = book["market"]
-        if asset != self.primary(market):
+        asset = self.primary(market)
+        if asset is None:
             return
-        m = self.ctx.markets[asset]
+        m = self.ctx.markets.get(asset)
+        if m is None:
+            return
         mid = m.microprice if self.params.use_microprice else m.mid
         if mid is None:
             return
@@ -107,7 +109,9 @@ class MarketMaker(Strategy):
         if st is None:
             st = self._state[market] = _Book()
         now = self.ctx.clock.now_us()
-        if st.last_mid is not None and mid != st.last_mid:
+        if book["asset"] != asset:  # the complement's book: quotes may change, not the mid
+            pass
+        elif st.last_mid is not None and mid != st.last_mid:
             a = self._alpha
             dt = max(now - st.last_ts, 1) / 1e6
             st.dm2 += a * ((mid - st.last_mid) ** 2 - st.dm2)
@@ -116,9 +120,8 @@ class MarketMaker(Strategy):
         elif st.last_mid is None:
             st.last_mid, st.last_ts = mid, now
         live = [o for o in self.ctx.orders.values() if o.market == market and o.live]
-        if live and now - st.last_quote < self._throttle_us:
-            return
-        if self._requote(market, asset, mid, st, live):
+        throttled = bool(live) and now - st.last_quote < self._throttle_us
+        if self._requote(market, asset, mid, st, live, throttled):
             st.last_quote = now
 
     def quotes(self, market: str, asset: str, mid: float, st: _Book) -> tuple[float, float, float, float]:
@@ -154,7 +157,10 @@ class MarketMaker(Strategy):
             ask_size = 0.0
         return bid, max(bid_size, 0.0), ask, max(ask_size, 0.0)
 
-    def _requote(self, market: str, asset: str, mid: float, st: _Book, live: list[OrderState]) -> bool:
+    def _requote(
+        self, market: str, asset: str, mid: float, st: _Book, live: list[OrderState], throttled: bool
+    ) -> bool:
+        """Bring the working quotes to the targets; while throttled only add a missing side."""
         ctx = self.ctx
         m = ctx.markets[asset]
         bid, bid_size, ask, ask_size = self.quotes(market, asset, mid, st)
@@ -174,6 +180,8 @@ class MarketMaker(Strategy):
             by_tag.setdefault(o.tag, []).append(o)
         for tag, target in want.items():
             orders = by_tag.get(tag, [])
+            if throttled and orders:
+                continue
             keep = None
             if target is not None:
                 t_asset, t_side, t_price, t_size = target
@@ -195,7 +203,7 @@ class MarketMaker(Strategy):
                 oid = self.quote(t_asset, t_side, t_price, t_size, post_only=self.params.post_only, tag=tag)
                 changed |= oid is not None
         for tag, orders in by_tag.items():
-            if tag not in want:
+            if tag not in want and not throttled:
                 for o in orders:
                     changed |= self.cancel(o.id, "stray")
         return changed
