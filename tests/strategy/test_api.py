@@ -11,7 +11,7 @@ import pytest
 from agkit.errors import UsageError
 from agkit.strategy import Strategy, build, load, param, parse_params, snap
 from agkit.strategy.params import load_params_file, parse_assignments
-from tests.strategy.util import NO, T0, YES, book, event, feed, fill, orders, pair, started
+from tests.strategy.util import NO, T0, YES, book, event, feed, fill, pair, started
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def test_params_convert_and_refuse() -> None:
     assert (p.size, p.n, p.on, p.mode) == (2.5, 7, False, "b")
     with pytest.raises(UsageError, match="unknown parameter nope; known: size, n, on, mode"):
         parse_params(P, {"nope": 1})
-    with pytest.raises(UsageError, match="n: '1.5' is not an int"):
+    with pytest.raises(UsageError, match=r"n: '1\.5' is not an int"):
         parse_params(P, {"n": "1.5"})
     with pytest.raises(UsageError, match="is not a bool"):
         parse_params(P, {"on": "maybe"})
@@ -113,7 +113,7 @@ def test_cancel_replace_and_stop() -> None:
     feed(s, [book(YES, 0.40, 0.42)])
     out: list[dict[str, Any]] = []
     new = s.replace("probe-1", 0.39)
-    out += s._take()  # noqa: SLF001
+    out += s._take()
     assert [r["type"] for r in out] == ["cancel_order", "submit_order"]
     assert out[0]["id"] == "probe-1" and new == "probe-2" and out[1]["price"] == 0.39
     assert not s.cancel("probe-1")  # already canceling
@@ -126,14 +126,14 @@ def test_cancel_replace_and_stop() -> None:
 def test_quote_refuses_off_range_and_small() -> None:
     s = started(Probe())
     feed(s, [book(YES, 0.40, 0.42)])
-    s._take()  # noqa: SLF001
+    s._take()
     assert s.quote(YES, "buy", 0.001, 10) is None  # below one tick
     assert s.quote(YES, "sell", 0.999, 10) is None  # above 1 - tick
     assert s.quote(YES, "buy", 0.5, 4.0) is None  # below min size 5
     assert s.quote("unknown", "buy", 0.5, 10) is None
     assert s.ctx.counters.skipped == 4
     assert s.quote(YES, "buy", 0.5, 5.555) == "probe-2"
-    assert s._take()[0]["size"] == 5.55  # noqa: SLF001  whole lots of 0.01
+    assert s._take()[0]["size"] == 5.55
 
 
 def test_complement_exposure_and_resolution() -> None:

@@ -11,7 +11,20 @@ from agkit.exec.stage import ExecStage
 from agkit.strategy.arb import Arbitrage
 from agkit.strategy.bands import Bands, parse_bands
 from agkit.strategy.mm import MarketMaker
-from tests.strategy.util import MKT, NO, T0, YES, book, chain_run, event, feed, fill, orders, pair, started
+from tests.strategy.util import (
+    MKT,
+    NO,
+    T0,
+    YES,
+    book,
+    chain_run,
+    event,
+    feed,
+    fill,
+    orders,
+    pair,
+    started,
+)
 
 MS = 1000
 
@@ -113,7 +126,7 @@ def test_bands_top_up_cancel_excess_and_outside() -> None:
     }
     # an extra order in the band beyond maxAmount is canceled
     extra = s.quote(YES, "buy", 0.485, 20.0)
-    s._take()  # noqa: SLF001
+    s._take()
     out = feed(s, pair(0.49, 0.51, T0 + 1))
     cancels = [r["id"] for r in out if r["type"] == "cancel_order"]
     assert cancels == [extra]

@@ -46,18 +46,18 @@ def batch_rsi(x: np.ndarray, n: int) -> list[float | None]:
     out: list[float | None] = [None] * min(len(x), n)
     if len(d) < n:
         return out[: len(x)]
-    g, l = float(np.mean(gains[:n])), float(np.mean(losses[:n]))
+    g, lo = float(np.mean(gains[:n])), float(np.mean(losses[:n]))
 
-    def rsi(g: float, l: float) -> float:
-        if l <= 0:
+    def rsi(g: float, lo: float) -> float:
+        if lo <= 0:
             return 50.0 if g <= 0 else 100.0
-        return 100 - 100 / (1 + g / l)
+        return 100 - 100 / (1 + g / lo)
 
-    out.append(rsi(g, l))
+    out.append(rsi(g, lo))
     for i in range(n, len(d)):
         g = (g * (n - 1) + gains[i]) / n
-        l = (l * (n - 1) + losses[i]) / n
-        out.append(rsi(g, l))
+        lo = (lo * (n - 1) + losses[i]) / n
+        out.append(rsi(g, lo))
     return out
 
 
