@@ -262,7 +262,7 @@ class FakeClob:
             problem = "address is not the key's owner"
         else:
             ts = h["POLY_TIMESTAMP"]
-            if not ts.isdigit() or abs(int(ts) - time.time()) > 30:
+            if not ts.isdigit() or abs(int(ts) - time.time()) > 60:
                 problem = "timestamp outside the window"
             else:
                 want = sg.hmac_signature(acc.secret, ts, request.method, request.path, body or None)

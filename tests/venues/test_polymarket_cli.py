@@ -15,10 +15,16 @@ import pytest
 from agkit.venues.polymarket import signing as sg
 from agkit.venues.polymarket.orders import OrderBuilder
 from tests.fakes.clob import TEST_KEY, FakeClob
-from tests.helpers import ndjson, parse_ndjson, run_agkit
+from tests.helpers import ndjson, parse_ndjson
+from tests.helpers import run_agkit as _run_agkit
 
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 COND = "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917"
+
+
+def run_agkit(*args: str, input: bytes = b"", **env: str) -> Any:
+    # generous: eight test suites may share two cores
+    return _run_agkit(*args, input=input, timeout=240, **env)
 
 
 class Served:
@@ -32,7 +38,7 @@ class Served:
         self.acc = self.fake.add_account()
 
     def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
 
     def do(self, fn: Any, *args: Any) -> Any:
         async def wrap() -> Any:
