@@ -39,7 +39,7 @@ class Series:
     ingest path never crosses into C per point. Memory stays bounded by 2 x capacity.
     """
 
-    __slots__ = ("_ring", "count", "id", "kind", "labels", "last", "last_raw", "last_ts", "name",
+    __slots__ = ("_ring", "cap", "count", "id", "kind", "labels", "last", "last_raw", "last_ts", "name",
                  "pts", "pvs", "seen_count", "sum", "total")
 
     def __init__(self, id: int, name: str, labels: dict[str, str], kind: str, ring: RingBuffer) -> None:
@@ -48,6 +48,7 @@ class Series:
         self.labels = labels
         self.kind = kind
         self._ring = ring
+        self.cap = ring.capacity
         self.pts: list[int] = []  # points not yet in the ring
         self.pvs: list[float] = []
         self.total = 0.0  # counters: the running total (what the ring holds)
@@ -62,18 +63,20 @@ class Series:
     def ring(self) -> RingBuffer:
         """The ring buffer, with every point received so far in it."""
         if self.pts:
-            self._ring.push_many(self.pts, self.pvs)
-            self.pts = []
-            self.pvs = []
+            self.sync()
         return self._ring
+
+    def sync(self) -> None:
+        """Move the pending points into the ring (one C call)."""
+        self._ring.push_many(self.pts, self.pvs)
+        self.pts = []
+        self.pvs = []
 
     def append(self, ts: int, value: float) -> None:
         self.pts.append(ts)
         self.pvs.append(value)
-        if len(self.pts) >= self._ring.capacity:
-            self._ring.push_many(self.pts, self.pvs)
-            self.pts = []
-            self.pvs = []
+        if len(self.pts) >= self.cap:
+            self.sync()
         self.count += 1
         self.last_ts = ts
         self.last = value

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agkit.errors import InvalidRecord
-from agkit.monitor.series import SeriesStore, check_metric
+from agkit.monitor.series import Series, SeriesStore, check_metric
 from agkit.records import now_us
+from agkit.ring import MAX_ABS_VALUE
 
 FILLS_KEPT = 500
 DECISIONS_KEPT = 200
@@ -67,7 +68,6 @@ class StageHealth:
     name: str
     last_seen: int = 0
     records: int = 0
-    metrics: int = 0  # metric records taken on the hot path (also in `counts`)
     errors: int = 0
     detail: str = ""
 
@@ -93,16 +93,23 @@ class MonitorState:
     feeds: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, StageHealth] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    records: int = 0
-    metrics: int = 0  # metric records taken on the hot path (also in `counts`)
+    other: int = 0  # records other than hot-path metrics
+    metrics: int = 0  # metric records taken on the hot path
     rejected: int = 0  # malformed ingest messages
     rate: float = 0.0  # records per second over the last tick
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=50))
     _last_tick_records: int = 0
     _last_tick_us: int = 0
     _handlers: dict[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+    _hot: dict[tuple[Any, Any, Any], Series] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """Records taken (stdin and ingest), malformed ones excluded."""
+        return self.other + self.metrics
 
     def __post_init__(self) -> None:
+        self._hot = self.store._hot
         self._handlers = {
             "metric": self._metric,
             "book": self._book,
@@ -126,9 +133,33 @@ class MonitorState:
     def on_record(self, rec: dict[str, Any]) -> None:
         """Take one decoded record; InvalidRecord if a record the monitor reads is malformed."""
         rtype = rec.get("type")
-        if rtype == "metric":  # the hot path
+        if rtype == "metric":
+            # the hot path: a series seen before, a plain value (see SeriesStore.add_metric)
+            labels = rec.get("labels")
+            try:
+                s = self._hot.get((rec.get("name"), rec.get("kind"), tuple(labels.items()) if labels else None))
+            except (TypeError, AttributeError):
+                s = None
+            if s is not None and s.kind == "gauge":
+                value: Any = rec.get("value")
+                ts: Any = rec.get("ts_event")
+                vt = type(value)
+                if (vt is float or vt is int) and type(ts) is int and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                    pts = s.pts
+                    pts.append(ts)
+                    s.pvs.append(value)
+                    if len(pts) >= s.cap:
+                        s.sync()
+                    s.count += 1
+                    s.last_ts = ts
+                    s.last = value
+                    listeners = self.store.listeners
+                    if listeners:
+                        for fn in listeners:
+                            fn(s, ts, value)
+                    self.metrics += 1
+                    return
             self.store.add_metric(rec)
-            self.records += 1
             self.metrics += 1
             return
         if rtype is None and "metric_name" in rec:
@@ -145,7 +176,7 @@ class MonitorState:
                 raise
             except (KeyError, TypeError, ValueError) as exc:
                 raise InvalidRecord(f"bad {rtype} record: {type(exc).__name__}: {exc}") from None
-        self.records += 1
+        self.other += 1
 
     def _metric(self, rec: dict[str, Any]) -> None:
         name, kind, value, labels, ts, inc = check_metric(rec)
@@ -322,8 +353,7 @@ class MonitorState:
         self._last_tick_us = now
         store = self.store
         if self.metrics:
-            self.counts["metric"] = self.counts.get("metric", 0) + self.metrics
-            self.metrics = 0
+            self.counts["metric"] = self.metrics
         for s in store.staged:  # stage health from the `stage` label of pushed metrics
             if s.count != s.seen_count:
                 self.seen(s.labels["stage"], s.count - s.seen_count)
