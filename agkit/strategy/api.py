@@ -61,8 +61,13 @@ def snap(price: float, tick: float, mode: str = "nearest") -> float:
         k = math.ceil(n - 1e-9)
     else:
         k = round(n)
-    decimals = max(0, -math.floor(math.log10(tick)) + 1)
+    decimals = _DECIMALS.get(tick)
+    if decimals is None:
+        decimals = _DECIMALS[tick] = max(0, -math.floor(math.log10(tick)) + 1)
     return round(k * tick, decimals)
+
+
+_DECIMALS: dict[float, int] = {}
 
 
 class MarketState:

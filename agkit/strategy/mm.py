@@ -121,6 +121,8 @@ class MarketMaker(Strategy):
             st.last_mid, st.last_ts = mid, now
         live = [o for o in self.ctx.orders.values() if o.market == market and o.live]
         throttled = bool(live) and now - st.last_quote < self._throttle_us
+        if throttled and len(live) >= 2:
+            return  # both sides working and no requote allowed yet: nothing to compute
         if self._requote(market, asset, mid, st, live, throttled):
             st.last_quote = now
 
