@@ -319,7 +319,7 @@ def test_heartbeat_keeps_orders_alive_and_the_switch_cancels_after_exit() -> Non
             h.send(book())
             a = h.submit("buy", 0.40, 10)
             await h.until(lambda: len(h.of("order_accepted", a)) == 1)
-            await h.until(lambda: fake.heartbeats >= 10)
+            await h.until(lambda: fake.heartbeats >= 80)  # longer than the 3 s timeout
             assert fake.by_status().get("LIVE") == 1  # still resting
         finally:
             await h.stop()
