@@ -102,7 +102,7 @@ class Monitor(Stage):
         pusher = self.pusher
         if pusher is not None and not s.name.startswith("monitor."):
             pusher.push({"type": "metric", "ts_event": ts, "ts_init": ts, "name": s.name,
-                         "kind": "gauge" if s.kind == "counter" else s.kind,
+                         "kind": s.kind,  # a counter's running total is a cumulative total
                          "value": value, "labels": s.labels})
 
     def quit(self) -> None:

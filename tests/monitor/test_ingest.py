@@ -192,3 +192,18 @@ def test_sink_summary_and_bad_lines() -> None:
     assert b"lag" in proc.stderr and b"mean=2" in proc.stderr
     tee = run_agkit("monitor", "--tee", input=data[: data.rindex(b"{")])
     assert [r["value"] for r in parse_ndjson(tee.stdout)] == [1.0, 3.0] and tee.stderr == b""
+
+
+def test_metrics_url_forwards_to_another_monitor(monitor: Monitor) -> None:
+    """A mid-pipe `monitor --tee --metrics-url` feeds a central monitor's dashboard."""
+    now = time.time_ns() // 1000
+    data = ndjson([metric("exec.orders_placed", float(v), now + v, kind="counter", venue="paper") for v in (1, 2, 5)]
+                  + [metric("polymarket.rtds.lag_ms", 12.0, now + 9)])
+    proc = run_agkit("monitor", "--tee", "--metrics-url", monitor.ws + "/metrics", input=data)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == data
+    monitor.wait_for(lambda h: h["records"] >= 4)
+    got = prom(monitor)
+    assert got[("exec_orders_placed_total", (("venue", "paper"),))] == 5.0
+    assert got[("polymarket_rtds_lag_ms", ())] == 12.0
+    assert any(s["name"] == "exec.orders_placed" for s in orjson.loads(monitor.get("/api/series")[1]))
