@@ -300,14 +300,15 @@ class Tui:
 
     def _chart(self, title: str, names: Sequence[str], width: int, height: int) -> Any:
         from rich.console import Group
+        from rich.padding import Padding
         from rich.text import Text
 
-        name, vals = self._series_values(names, max(width, 1))
+        name, vals = self._series_values(names, max(width - 1, 1))
         cur = f"{vals[-1]:,.1f}" if vals else "–"
         peak = f"{max(vals):,.1f}" if vals else "–"
         head = Text(f"{title}: {cur} (max {peak})  {name}", style="bold", no_wrap=True, overflow="ellipsis")
         lines = [Text(row, style="green") for row in block_chart(vals, width, height)]
-        return Group(head, *lines)
+        return Padding(Group(head, *lines), (0, 1, 0, 0))
 
     def _health(self, rows: int) -> Any:
         st = self.state
@@ -327,19 +328,24 @@ class Tui:
     def _overview(self, width: int, height: int) -> Any:
         from rich.layout import Layout
 
-        top = max(6, height // 3)
-        mid = max(6, height // 3)
+        st = self.state
+        wide = width >= 120
+        need_m = max(1, len(st.markets)) + 3
+        need_p = len(st.positions) + 4
+        need = max(need_m, need_p) if wide else need_m + need_p
+        top = max(5, min(need, height // 2 if not wide else height // 3))
+        mid = max(6, (height - top) // 2)
         layout = Layout()
         layout.split_column(Layout(name="top", size=top), Layout(name="mid", size=mid), Layout(name="bottom"))
         half = max(10, width // 2 - 2)
-        if width >= 120:
+        if wide:
             layout["top"].split_row(Layout(self._markets(top - 2)), Layout(self._positions(top - 3)))
         else:  # narrow: one above the other, full width each
             layout["top"].split_column(Layout(self._markets(top // 2 - 2)), Layout(self._positions(top - top // 2 - 3)))
         chart_h = max(1, mid - 2)
         layout["mid"].split_row(
-            Layout(self._chart("feed lag ms", LAG_NAMES, half, chart_h)),
-            Layout(self._chart("msgs/s", RATE_NAMES, half, chart_h)),
+            Layout(self._chart("feed lag ms", LAG_NAMES, half - 1, chart_h)),
+            Layout(self._chart("msgs/s", RATE_NAMES, half - 1, chart_h)),
         )
         bottom = max(3, height - top - mid)
         layout["bottom"].split_row(Layout(self._risk_panel(bottom - 3)), Layout(self._health(bottom - 2)))
