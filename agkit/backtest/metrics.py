@@ -5,6 +5,12 @@ between samples; Sharpe = mean/std (ddof=1) · √(periods per year); Sortino us
 downside deviation √mean(min(r, 0)²); max drawdown is the largest fall from a running
 peak (absolute and relative to that peak); Calmar = annualised return / relative max
 drawdown. Periods per year follow from the sampling interval (365-day year).
+
+When the risk analytics (`agkit.risk.perf`, the code behind `agkit risk perf`) are
+installed, Sharpe, Sortino, Calmar (CAGR / max drawdown) and the relative max drawdown
+come from there, with its volatility, CAGR, profit factor and drawdown duration, so a
+backtest and `agkit risk perf` on the same equity curve agree; the functions below are
+the fallback and give the same Sharpe and Sortino.
 """
 
 from __future__ import annotations
@@ -81,17 +87,40 @@ def calmar(equity: F64, span_s: float) -> float:
 
 
 def summary(equity: F64, times_us: npt.NDArray[np.int64], sample_s: float) -> dict[str, Any]:
+    """Sharpe, Sortino, Calmar, max drawdown (and more from the risk analytics)."""
     r = returns(equity)
     ppy = YEAR_S / sample_s if sample_s > 0 else 0.0
     span_s = float(times_us[-1] - times_us[0]) / 1e6 if times_us.size > 1 else 0.0
     mdd, mdd_pct = max_drawdown(equity)
-    return {
+    out: dict[str, Any] = {
         "sharpe": _clean(sharpe(r, ppy)),
         "sortino": _clean(sortino(r, ppy)),
         "calmar": _clean(calmar(equity, span_s)),
         "max_drawdown": _clean(mdd),
         "max_drawdown_pct": _clean(mdd_pct),
     }
+    perf = _risk_perf(equity, ppy)
+    if perf is not None:
+        for key in ("sharpe", "sortino", "calmar"):
+            out[key] = _clean(perf.get(key) or 0.0)
+        out["max_drawdown_pct"] = _clean(perf["max_drawdown"])
+        out["max_drawdown_duration"] = int(perf["max_drawdown_duration"])
+        out["volatility"] = _clean(perf["volatility"])
+        out["cagr"] = _clean(perf["cagr"])
+        out["profit_factor"] = _clean(perf["profit_factor"] or 0.0)
+    return out
+
+
+def _risk_perf(equity: F64, ppy: float) -> dict[str, Any] | None:
+    """`agkit risk perf`'s statistics of the same curve, when the analytics are there."""
+    if equity.size < 3 or ppy <= 0 or bool(np.any(equity[:-1] <= 0)):
+        return None
+    try:
+        from agkit.risk import perf
+    except ImportError:
+        return None
+    stats: dict[str, Any] = perf.metrics(perf.returns_from_equity(equity), periods_per_year=ppy)
+    return stats
 
 
 def _clean(x: float) -> float:
