@@ -190,6 +190,9 @@ def balance(
     signature_type: Annotated[
         int | None, typer.Option("--signature-type", min=0, max=3, help="Override POLYMARKET_SIGNATURE_TYPE (0-3).")
     ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the venue to re-read the chain first (after wrapping or approving).")
+    ] = False,
     host: HostOpt = None,
 ) -> int:
     """Show the pUSD balance and the approvals trading needs, naming any that is missing.
@@ -205,6 +208,10 @@ def balance(
     st = cfg.signature_type if signature_type is None else signature_type
 
     async def fetch(c: ClobClient) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if refresh:
+            await c.update_balance_allowance("COLLATERAL", signature_type=st)
+            if token:
+                await c.update_balance_allowance("CONDITIONAL", token, signature_type=st)
         coll = await c.balance_allowance("COLLATERAL", signature_type=st)
         cond = await c.balance_allowance("CONDITIONAL", token, signature_type=st) if token else None
         return coll, cond

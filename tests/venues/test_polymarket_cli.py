@@ -122,7 +122,8 @@ def test_orders_cancel_and_balance(served: Served) -> None:
     assert out["missing"] == ["pUSD approval for the Neg Risk CTF Exchange (V2) (0xe2222d279d744050d28e00520010520000310F59)"]
     assert b"missing pUSD approval for the Neg Risk CTF Exchange" in proc.stderr
     served.fake.balances["COLLATERAL"]["allowances"]["0xe2222d279d744050d28e00520010520000310F59"] = "5"
-    assert run_agkit("balance", **served.env()).returncode == 0
+    assert run_agkit("balance", "--refresh", **served.env()).returncode == 0
+    assert ("GET", "/balance-allowance/update") in served.fake.requests
 
 
 def test_bad_credentials_exit_config(served: Served) -> None:

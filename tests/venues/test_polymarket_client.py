@@ -236,3 +236,43 @@ def test_token_bucket_math_without_sleeping() -> None:
     kinds = {b.capacity for b, _ in limiter._for("POST", "/orders", 15)}
     assert {9000.0, 2000.0, 21000.0, 60.0} <= kinds
     assert {b.capacity for b, _ in limiter._for("DELETE", "/cancel-all", 1)} >= {250.0, 6000.0, 120.0}
+
+
+def test_protocol_v2_markets_sign_for_exchange_v3() -> None:
+    b = OrderBuilder(sg.Signer(TEST_KEY))
+    v3 = b.build(TOKEN, "BUY", "0.5", "10", "0.01", domain_version="3")
+    v2 = b.build(TOKEN, "BUY", "0.5", "10", "0.01", salt=v3.order.salt, timestamp_ms=v3.order.timestamp)
+    assert v3.order == v2.order and v3.signature != v2.signature
+    assert sg.verify_order_signature(v3, sg.exchange_domain(137, False, "3"), 137) == b.signer.address
+    assert sg.verify_order_signature(v3, sg.exchange_domain(137, False, "2"), 137) != b.signer.address
+
+
+def test_signature_types_and_funder_rules() -> None:
+    signer = sg.Signer(TEST_KEY)
+    proxy = "0x1111111111111111111111111111111111111111"
+    for st in (1, 2):
+        signed = OrderBuilder(signer, signature_type=st, funder=proxy).build(TOKEN, "SELL", "0.5", "10", "0.01")
+        assert signed.order.maker == proxy and signed.order.signer == signer.address
+        assert sg.verify_order_signature(signed, sg.exchange_domain(), 137) == signer.address
+    deposit = OrderBuilder(signer, signature_type=3, funder=proxy).build(TOKEN, "BUY", "0.5", "10", "0.01")
+    assert deposit.order.maker == deposit.order.signer == proxy and len(deposit.signature) == 636
+    assert sg.verify_order_signature(deposit, sg.exchange_domain(), 137) == signer.address
+    with pytest.raises(ValueError, match="needs POLYMARKET_FUNDER"):
+        OrderBuilder(signer, signature_type=1)
+    with pytest.raises(ValueError, match="EOA"):
+        OrderBuilder(signer, signature_type=0, funder=proxy)
+
+
+@pytest.mark.parametrize("sig_type", [1, 2, 3])
+def test_fake_accepts_proxy_safe_and_deposit_wallet_orders(sig_type: int) -> None:
+    async def body(fake: FakeClob, client: ClobClient, b: OrderBuilder) -> None:
+        wallet = "0x2222222222222222222222222222222222222222"
+        builder = OrderBuilder(b.signer, signature_type=sig_type, funder=wallet)
+        signed = builder.build(TOKEN_NR, "BUY", "0.505", "10", "0.005", neg_risk=True)
+        res = await client.post_order(signed)
+        assert res["success"] and res["orderID"] == signed.order_hash
+        forged = OrderBuilder(sg.Signer("0x" + "11" * 32), signature_type=sig_type, funder=wallet)
+        with pytest.raises(ClobError, match="invalid signature"):
+            await client.post_order(forged.build(TOKEN_NR, "BUY", "0.5", "10", "0.005", neg_risk=True))
+
+    run(body)

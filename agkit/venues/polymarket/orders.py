@@ -44,8 +44,8 @@ class OrderBuilder:
         # POLY_1271: signer = maker = the deposit wallet; otherwise the EOA
         return self.maker if self.signature_type == sg.SIG_POLY_1271 else self.signer.address
 
-    def domain(self, neg_risk: bool) -> bytes:
-        return sg.exchange_domain(self.chain_id, neg_risk, self.domain_version)
+    def domain(self, neg_risk: bool, version: str | None = None) -> bytes:
+        return sg.exchange_domain(self.chain_id, neg_risk, version or self.domain_version)
 
     def build(
         self,
@@ -60,8 +60,11 @@ class OrderBuilder:
         expiration: int = 0,
         salt: int | None = None,
         timestamp_ms: int | None = None,
+        domain_version: str | None = None,
     ) -> sg.SignedOrder:
-        """A signed limit order; AmountError (venue wording) when the venue would refuse it."""
+        """A signed limit order; AmountError (venue wording) when the venue would refuse it.
+
+        `domain_version` "3" signs for ExchangeV3 (Protocol V2 markets, Gamma version "v2")."""
         side_u = side.upper()
         p = am.validate_price(price, tick)
         s = am.validate_size(size, min_size or 0)
@@ -79,4 +82,4 @@ class OrderBuilder:
             builder=self.builder_code,
             expiration=expiration,
         )
-        return sg.sign_order(order, self.signer, self.domain(neg_risk), self.chain_id)
+        return sg.sign_order(order, self.signer, self.domain(neg_risk, domain_version), self.chain_id)

@@ -343,7 +343,16 @@ class PolymarketVenue(Venue):
             return
         try:
             entry.signed = self.builder.build(
-                req.asset, req.side.upper(), req.price, req.size, tick, neg_risk=neg, min_size=min_size, expiration=expiration
+                req.asset,
+                req.side.upper(),
+                req.price,
+                req.size,
+                tick,
+                neg_risk=neg,
+                min_size=min_size,
+                expiration=expiration,
+                # Protocol V2 markets (Gamma version "v2") trade on ExchangeV3, domain "3"
+                domain_version="3" if str(req.extra.get("market_version", "")).lower() == "v2" else None,
             )
         except am.AmountError as exc:
             self._reject(entry, str(exc))
