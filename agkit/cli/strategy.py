@@ -150,7 +150,11 @@ def strategy(
         values.update(load_params_file(params_file))
     values.update(parse_assignments(param))
     stage = build(target, values, id_prefix=id_prefix)
-    if lockstep:
+    import agkit.runner
+
+    # under `agkit run` the stage joins an in-process Chain, whose feedback is already
+    # delivered in lockstep: the pipe handshake does not apply there
+    if lockstep and getattr(agkit.runner, "_captured", None) is None:
         if len(merge or ()) != 1:
             raise UsageError("--lockstep needs exactly one --merge FIFO (exec's --feedback)")
         from agkit.strategy.lockstep import LockstepRunner
