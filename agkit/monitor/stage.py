@@ -55,9 +55,19 @@ class Monitor(Stage):
         self.tui: Tui | None = None
         self.pusher: MetricsPusher | None = None
         self._quit: asyncio.Event | None = None
-        self._forward_from = 0
         take = self.state.on_record
-        if self.opts.tee:
+        tee = self.opts.tee
+        if self.opts.metrics_url:
+            # forward the metric records read on stdin (never what was pushed to this
+            # monitor over WebSocket, so a shared AGKIT_METRICS_URL cannot make a loop)
+            def on_record(rec: dict[str, Any]) -> Out:
+                take(rec)
+                if self.pusher is not None and rec.get("type") == "metric":
+                    self.pusher.push(rec)
+                return (rec,) if tee else None
+
+            self.on_record = on_record  # type: ignore[method-assign]
+        elif tee:
 
             def on_record(rec: dict[str, Any]) -> Out:
                 take(rec)
@@ -90,20 +100,12 @@ class Monitor(Stage):
             from agkit.monitor.push import MetricsPusher
 
             self.pusher = MetricsPusher(opts.metrics_url, stage="monitor", log=self.log)
-            self.state.store.listeners.append(self._forward)
         if opts.tui:
             from agkit.monitor.tui import Tui
 
             self.tui = Tui(self.state, quit=self.quit, web_url=self.web.url if self.web else None)
             self.tui.start()
         return None
-
-    def _forward(self, s: Any, ts: int, value: float) -> None:
-        pusher = self.pusher
-        if pusher is not None and not s.name.startswith("monitor."):
-            pusher.push({"type": "metric", "ts_event": ts, "ts_init": ts, "name": s.name,
-                         "kind": s.kind,  # a counter's running total is a cumulative total
-                         "value": value, "labels": s.labels})
 
     def quit(self) -> None:
         """Asked to end (the terminal dashboard's q): the same path as SIGTERM."""
