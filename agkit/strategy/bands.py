@@ -1,10 +1,14 @@
 """`bands`: the band ladder of Polymarket's reference market maker (poly-market-maker).
 
 A band is `{minMargin, avgMargin, maxMargin, minAmount, avgAmount, maxAmount}`, margins
-in absolute price units below the target price, amounts in shares. Like the reference
-keeper, the strategy only ever *buys*: it buys the primary token (YES) below the target
-price p and buys the complementary token (NO) below 1 − p, which is the same exposure
-as selling YES above p. Where the complement is unknown it sells YES it holds instead.
+in absolute price units from the target price, amounts in shares. Two ladders per
+market, with the target p the mid of the primary token (YES):
+- the bid side adds YES exposure: it sells NO the strategy holds above 1 − p, or else
+  buys YES below p;
+- the ask side removes YES exposure: it sells YES held above p, or else buys NO below
+  1 − p (the same exposure as selling YES: Polymarket has no short selling).
+Selling what is held first keeps complete YES+NO sets from piling up (they tie up
+capital until resolution and count twice in gross position limits).
 
 On every update of the primary token's book (throttled in event time), per side:
 1. orders whose margin lies in no band are canceled;
@@ -112,14 +116,36 @@ class Bands(Strategy):
         if m.mid is None:
             return
         self._last[market] = now
-        target = m.mid
-        exposure = self.ctx.exposure(primary)
-        self._ladder(primary, "buy", target, self.params.max_position - exposure)
-        other = self.ctx.complement(primary)
-        if other is not None and other in self.ctx.markets:
-            self._ladder(other, "buy", 1.0 - target, self.params.max_position + exposure)
-        elif self.ctx.portfolio.size(primary) > 0:
-            self._ladder(primary, "sell", target, self.ctx.portfolio.size(primary))
+        p = m.mid
+        ctx = self.ctx
+        limit = self.params.max_position
+        exposure = ctx.exposure(primary)
+        other = ctx.complement(primary)
+        if other is not None and other not in ctx.markets:
+            other = None
+        held_yes = ctx.portfolio.size(primary)
+        held_no = ctx.portfolio.size(other) if other is not None else 0.0
+        # the bid side (more YES exposure): sell NO held, else buy YES
+        if other is not None and held_no >= ctx.markets[other].min_size:
+            self._clear(primary, "buy")
+            self._ladder(other, "sell", 1.0 - p, held_no)
+        else:
+            if other is not None:
+                self._clear(other, "sell")
+            self._ladder(primary, "buy", p, limit - exposure)
+        # the ask side (less YES exposure): sell YES held, else buy NO
+        if held_yes >= m.min_size or other is None:
+            if other is not None:
+                self._clear(other, "buy")
+            self._ladder(primary, "sell", p, held_yes)
+        else:
+            self._clear(primary, "sell")
+            self._ladder(other, "buy", 1.0 - p, limit + exposure)
+
+    def _clear(self, asset: str, side: str) -> None:
+        for o in list(self.ctx.orders.values()):
+            if o.asset == asset and o.side == side and o.live:
+                self.cancel(o.id, "bands side switch")
 
     def _margin(self, o: OrderState, target: float) -> float:
         return target - o.price if o.side == "buy" else o.price - target

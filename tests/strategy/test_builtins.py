@@ -136,6 +136,15 @@ def test_bands_top_up_cancel_excess_and_outside() -> None:
     assert {(o["asset"], o["price"]) for o in orders(out)} == {(YES, 0.53), (NO, 0.43)}
 
 
+def test_bands_sell_what_they_hold() -> None:
+    s = started(Bands(bands=BANDS, min_quote_interval_ms=0))
+    feed(s, pair(0.49, 0.51))
+    feed(s, [fill("bands-1", YES, "buy", 0.48, 30.0, T0 + 1)])
+    out = feed(s, pair(0.49, 0.51, T0 + 2))
+    assert ("cancel_order", "bands-2") in {(r["type"], r["id"]) for r in out}  # the NO buy goes
+    assert {(o["asset"], o["side"], o["price"]) for o in orders(out)} == {(YES, "buy", 0.48), (YES, "sell", 0.52)}
+
+
 # -- arb ----------------------------------------------------------------------------
 
 
