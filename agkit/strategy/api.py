@@ -45,7 +45,14 @@ from agkit.stage import Context, Out, Rec, Stage, Timer
 from agkit.strategy.params import NoParams, parse_params
 
 ORDER_EVENTS = frozenset(
-    {"order_accepted", "order_rejected", "order_canceled", "order_expired", "order_denied"}
+    {
+        "order_accepted",
+        "order_rejected",
+        "order_canceled",
+        "order_expired",
+        "order_denied",
+        "cancel_rejected",
+    }
 )
 TERMINAL_EVENTS = frozenset({"order_rejected", "order_canceled", "order_expired", "order_denied"})
 MARKET_TYPES = frozenset({"book", "trade", "market_resolved", "tick_size_changed"})
@@ -338,7 +345,8 @@ class Strategy(Stage):
         """One of our orders filled (positions already updated)."""
 
     def on_order_event(self, event: dict[str, Any], order: OrderState | None) -> None:
-        """order_accepted / rejected / canceled / expired / denied for one of our orders."""
+        """order_accepted / rejected / canceled / expired / denied, or cancel_rejected
+        (exec could not cancel: the order is gone, or it still works), for our orders."""
 
     def on_resolved(self, event: dict[str, Any]) -> None:
         """A market resolved; positions were settled at 1 (winner) and 0."""
@@ -547,6 +555,12 @@ class Strategy(Stage):
                     o.status = "open"
             elif t in TERMINAL_EVENTS:
                 del ctx.orders[oid]
+            elif t == "cancel_rejected":
+                reason = str(rec.get("reason", ""))
+                if reason.startswith(("unknown order", "order is", "order already done")):
+                    del ctx.orders[oid]  # nothing left to cancel: the order is gone
+                elif o.status == "canceling" and "pending" not in reason:
+                    o.status = "open"  # the cancel failed; the order still works
         if t == "order_rejected":
             ctx.counters.rejected += 1
         elif t == "order_denied":

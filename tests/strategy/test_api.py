@@ -166,3 +166,15 @@ def test_bad_record_is_invalid_record() -> None:
     s = started(Probe())
     with pytest.raises(InvalidRecord, match="bad book record"):
         s.on_record({"type": "book", "ts_event": T0, "ts_init": T0, "asset": YES})
+
+
+def test_cancel_rejected() -> None:
+    s = started(Probe())
+    feed(s, [book(YES, 0.40, 0.42)])
+    s.cancel("probe-1")
+    feed(s, [dict(event("cancel_rejected", "probe-1"), reason="venue busy")])
+    assert s.ctx.orders["probe-1"].status == "open"  # still working
+    s.cancel("probe-1")
+    feed(s, [dict(event("cancel_rejected", "probe-1"), reason="order already done")])
+    assert "probe-1" not in s.ctx.orders
+    assert s.seen[-2:] == ["cancel_rejected", "cancel_rejected"]
