@@ -14,6 +14,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from agkit.clock import Clock
 from agkit.exec.stage import ExecStage
 from agkit.stage import Context
@@ -106,6 +108,7 @@ def scenario(body: Callable[[FakeClob, Harness], Any], live: bool = True, venue_
             await h.stop()
             await fake.stop()
         assert not fake.auth_failures
+        assert h.stage.oms.illegal == 0, [line for line in h.logs if "illegal" in line]
 
     asyncio.run(main())
 
@@ -399,3 +402,39 @@ def test_user_channel_reconnects_when_silent() -> None:
         assert not fake.auth_failures
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("seed", [7, 11, 23, 42, 99])
+def test_seeded_fault_storm_loses_and_duplicates_nothing(seed: int) -> None:
+    """Bursts of orders and cancels with faults sprinkled over every route they use."""
+    import random
+
+    rng = random.Random(seed)
+    routes = [("POST", "/order"), ("POST", "/orders"), ("DELETE", "/orders"), ("DELETE", "/order"), ("GET", "/data/order")]
+    kinds = ["425", "429", "500", "500_after", "drop", "drop_before"]
+
+    async def body(fake: FakeClob, h: Harness) -> None:
+        await h.until(lambda: fake.ws_connects == 1)
+        h.send(book())
+        ids: list[str] = []
+        for burst in range(6):
+            for _ in range(3):
+                m, p = rng.choice(routes)
+                fake.inject(m, p, rng.choice(kinds))
+            for j in range(rng.randint(1, 5)):
+                ids.append(h.submit("buy", round(0.05 + 0.01 * ((burst * 5 + j) % 40), 2), 5 + j))
+            await h.until(lambda: h.answered() == len(ids))
+            if burst % 2:
+                victims = rng.sample(ids, 2)
+                for v in victims:
+                    h.send({"type": "cancel_order", "ts_event": 2, "ts_init": 2, "id": v})
+        h.send({"type": "cancel_all", "ts_event": 3, "ts_init": 3})
+        mine = lambda: [o for o in fake.orders.values() if o.owner != "lp"]  # noqa: E731
+        await h.until(lambda: all(o.status == "CANCELED" for o in mine()) and len({r["id"] for r in h.of("order_canceled")}) == len(ids))
+        assert Counter(r["id"] for r in h.of("order_accepted")) == Counter(ids)
+        assert not h.of("order_rejected")
+        assert len(mine()) == len(ids)
+        assert Counter(r["id"] for r in h.of("order_canceled")) == Counter(ids)  # each exactly once
+        assert h.stage.oms.illegal == 0, [line for line in h.logs if "illegal" in line]
+
+    scenario(body)

@@ -222,7 +222,7 @@ class PolymarketVenue(Venue):
         if client is not None and self.sending and self.cancel_on_stop and self._resting():
             try:
                 res = await client.cancel_all()
-                self._apply_cancel_result(res)
+                await self._apply_cancel_result(res)
             except Exception as exc:
                 self.log(f"agkit exec: cancel-all at exit failed: {exc}")
         if self.channel is not None:
@@ -503,16 +503,32 @@ class PolymarketVenue(Venue):
                 if not e.terminal:
                     self._emit(CancelRejected(e.req.id, f"cancel failed: {exc}", self._now()))
             return
-        self._apply_cancel_result(res)
+        await self._apply_cancel_result(res)
 
-    def _apply_cancel_result(self, res: dict[str, Any]) -> None:
+    async def _apply_cancel_result(self, res: dict[str, Any]) -> None:
         for h in res.get("canceled") or []:
             cid = self._by_hash.get(str(h))
             if cid is not None:
                 self._mark_canceled(self._orders[cid], None)
         for h, reason in (res.get("not_canceled") or {}).items():
             cid = self._by_hash.get(str(h))
-            if cid is not None and not self._orders[cid].terminal:
+            if cid is None or self._orders[cid].terminal:
+                continue
+            e = self._orders[cid]
+            if "cancel" in str(reason).lower():
+                # "already canceled or matched": after a lost reply our own first attempt
+                # may have done it; the order's state at the venue decides
+                try:
+                    found = await self._require_client().get_order(str(h))
+                except Exception:
+                    found = None
+                status = norm_status((found or {}).get("status"))
+                if status == "CANCELED":
+                    self._mark_canceled(e, "canceled at the venue")
+                    continue
+                if status == "MATCHED":
+                    reason = "order already filled"
+            if not e.terminal:
                 self._emit(CancelRejected(cid, str(reason), self._now()))
 
     def _mark_canceled(self, e: _Entry, reason: str | None, ts: int | None = None) -> None:
