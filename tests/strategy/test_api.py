@@ -178,3 +178,14 @@ def test_cancel_rejected() -> None:
     feed(s, [dict(event("cancel_rejected", "probe-1"), reason="order already done")])
     assert "probe-1" not in s.ctx.orders
     assert s.seen[-2:] == ["cancel_rejected", "cancel_rejected"]
+
+
+def test_emitted_records_match_the_schema() -> None:
+    from agkit.records import CancelOrder, SubmitOrder, parse
+
+    s = started(Probe())
+    out = feed(s, [book(YES, 0.40, 0.42)])
+    s.cancel("probe-1", "test")
+    out += s._take()
+    kinds = [type(parse(r)) for r in out]
+    assert kinds == [SubmitOrder, CancelOrder]
