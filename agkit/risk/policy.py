@@ -18,6 +18,7 @@ so is a value of the wrong type.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,19 @@ def _kind_ok(kind: str, value: Any) -> bool:
     return False
 
 
+def _yaml12_number(node: yaml.Node, value: Any) -> Any:
+    """A plain scalar like 1e6 or 1.0e12 is a number in YAML 1.2 (and JSON), a string in
+    PyYAML's YAML 1.1: read it as the number a person meant."""
+    if isinstance(value, str) and isinstance(node, yaml.ScalarNode) and node.style is None:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if math.isfinite(number):
+            return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return value
+
+
 def _show(value: Any) -> str:
     return repr(value) if not isinstance(value, dict | list) else type(value).__name__
 
@@ -226,7 +240,7 @@ def parse_policy(text: str, path: str = "<policy>") -> PolicySet:
                 raise ld.fail(
                     vnode, f"{where}.{key}", "expected a single value, not a list or mapping"
                 )
-            raw[key] = (knode, ld.scalar(vnode))
+            raw[key] = (knode, _yaml12_number(vnode, ld.scalar(vnode)))
         if "type" not in raw:
             raise ld.fail(item, f"{where}.type", "missing (one of: " + ", ".join(SCHEMA) + ")")
         tnode, ptype = raw.pop("type")

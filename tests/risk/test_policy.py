@@ -129,3 +129,9 @@ def test_cli_check_flag() -> None:
     proc = run_agkit("risk-check", "-p", "policies/default.yaml", "--check")
     assert proc.returncode == 0 and proc.stdout == b""
     assert b"ok" in proc.stderr
+
+
+def test_yaml12_exponent_numbers() -> None:
+    ps = parse_policy("policies:\n  - type: PositionLimit\n    max_size: 1e6\n  - type: InventoryLimit\n    max_value_usd: 1.0e12\n")
+    assert ps.policies[0].params["max_size"] == 1e6 and ps.policies[1].params["max_value_usd"] == 1e12
+    assert "expected a number" in _error('policies:\n  - type: PositionLimit\n    max_size: "1e6"\n')
