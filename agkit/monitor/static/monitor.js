@@ -83,7 +83,8 @@
     let last = d.xs.length ? d.xs[d.xs.length - 1] : -Infinity;
     for (let i = 0; i < ts.length; i++) {
       const x = ts[i] / 1e6;
-      if (x <= last) continue; // already have it (backfill and a frame can overlap)
+      if (x < last) continue; // older than what we have (backfill and a frame can overlap)
+      if (x === last) { d.ys[d.ys.length - 1] = vs[i]; continue; } // same instant: the newest value wins
       d.xs.push(x); d.ys.push(vs[i]); last = x;
       stats.points++;
     }
