@@ -40,7 +40,7 @@ class Series:
     """
 
     __slots__ = ("_ring", "cap", "count", "id", "kind", "labels", "last", "last_raw", "last_ts", "name",
-                 "pts", "pvs", "seen_count", "sum", "total")
+                 "pts", "pvs", "seen_count", "stage", "sum", "total")
 
     def __init__(self, id: int, name: str, labels: dict[str, str], kind: str, ring: RingBuffer) -> None:
         self.id = id
@@ -58,6 +58,7 @@ class Series:
         self.last_ts = 0
         self.last = math.nan
         self.seen_count = 0  # count at the last stage-health sweep
+        self.stage = stage_of(name, labels)  # the stage that emits it, for the health table
 
     @property
     def ring(self) -> RingBuffer:
@@ -99,7 +100,7 @@ class SeriesStore:
     _fast: dict[tuple[str, Any], Series | None] = field(default_factory=dict)
     # validated (name, kind, labels as written) -> series: the hot path skips re-validation
     _hot: dict[tuple[Any, Any, Any], Series] = field(default_factory=dict)
-    staged: list[Series] = field(default_factory=list)  # series with a `stage` label
+    staged: list[Series] = field(default_factory=list)  # series whose emitting stage is known
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -134,7 +135,7 @@ class SeriesStore:
             s = Series(len(self.by_id), name, dict(labels), kind, RingBuffer(self.capacity))
             self.series[key] = s
             self.by_id.append(s)
-            if "stage" in labels:
+            if s.stage:
                 self.staged.append(s)
         if len(self._fast) < 8 * self.max_series:
             self._fast[fast_key] = s
@@ -203,6 +204,25 @@ class SeriesStore:
             with contextlib.suppress(TypeError, AttributeError):
                 self._hot[(name, kind, tuple(labels.items()) if labels else None)] = s
         return s
+
+
+# Names the monitor derives itself (state.py): they say nothing about a stage's health.
+DERIVED = frozenset({"feed.lag_ms", "position.size", "risk.decision", "fills.count", "fills.notional_usd",
+                     "exec.ack_latency_ms"})
+# First word of a metric name -> the stage that emits it (when there is no `stage` label).
+STAGE_PREFIXES = {"feed": "feed", "polymarket": "feed", "risk": "risk-check", "exec": "exec",
+                  "strategy": "strategy", "store": "store", "backtest": "backtest"}
+
+
+def stage_of(name: str, labels: dict[str, str]) -> str:
+    """The emitting stage: the `stage` label, else the metric name's first word."""
+    stage = labels.get("stage")
+    if stage:
+        return stage
+    if name in DERIVED:
+        return ""
+    first = name.replace("_", ".", 1).split(".", 1)[0]
+    return STAGE_PREFIXES.get(first, "")
 
 
 def _label_key(labels: dict[str, str]) -> LabelKey:

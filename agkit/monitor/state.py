@@ -354,9 +354,9 @@ class MonitorState:
         store = self.store
         if self.metrics:
             self.counts["metric"] = self.metrics
-        for s in store.staged:  # stage health from the `stage` label of pushed metrics
+        for s in store.staged:  # stage health from the metrics each stage emits
             if s.count != s.seen_count:
-                self.seen(s.labels["stage"], s.count - s.seen_count)
+                self.seen(s.stage, s.count - s.seen_count)
                 s.seen_count = s.count
         store.add("monitor.records_per_second", "gauge", self.rate, {}, now)
         store.add("monitor.records_received", "counter", float(self.records), {}, now)

@@ -34,7 +34,7 @@ VIEWS = ("overview", "orders", "risk", "metrics")
 VIEW_TITLES = {"overview": "1 overview", "orders": "2 orders & fills", "risk": "3 risk", "metrics": "4 metrics"}
 BLOCKS = " ▁▂▃▄▅▆▇█"
 LAG_NAMES = ("feed.lag_ms", "polymarket.rtds.lag_ms")
-RATE_NAMES = ("polymarket.rtds.msgs_per_second", "monitor.records_per_second")
+RATE_NAMES = ("polymarket.rtds.msgs_per_second",)  # then *.msgs_per_second, then the monitor's own rate
 
 
 def block_chart(values: Sequence[float], width: int, height: int) -> list[str]:
@@ -290,20 +290,28 @@ class Tui:
                       style=None if d["allowed"] else "red")
         return Group(head, t)
 
-    def _series_values(self, names: Sequence[str], n: int) -> tuple[str, list[float]]:
+    def _series_values(self, names: Sequence[str], n: int, suffix: str) -> tuple[str, list[float]]:
+        """The freshest series of the first name found, else of any name ending in suffix."""
+        found: list[Any] = []
         for name in names:
             found = self.state.store.find(name)
             if found:
-                s = max(found, key=lambda s: s.last_ts)
-                return f"{name}{_fmt_labels(s.labels)}", s.ring.values()[-n:].tolist()
+                break
+        if not found:
+            found = [s for s in self.state.store if s.name.endswith(suffix) and not s.name.startswith("monitor.")]
+        if not found and suffix == ".msgs_per_second":
+            found = self.state.store.find("monitor.records_per_second")
+        if found:
+            s = max(found, key=lambda s: s.last_ts)
+            return f"{s.name}{_fmt_labels(s.labels)}", s.ring.values()[-n:].tolist()
         return names[0], []
 
-    def _chart(self, title: str, names: Sequence[str], width: int, height: int) -> Any:
+    def _chart(self, title: str, names: Sequence[str], suffix: str, width: int, height: int) -> Any:
         from rich.console import Group
         from rich.padding import Padding
         from rich.text import Text
 
-        name, vals = self._series_values(names, max(width - 1, 1))
+        name, vals = self._series_values(names, max(width - 1, 1), suffix)
         cur = f"{vals[-1]:,.1f}" if vals else "–"
         peak = f"{max(vals):,.1f}" if vals else "–"
         head = Text(f"{title}: {cur} (max {peak})  {name}", style="bold", no_wrap=True, overflow="ellipsis")
@@ -344,8 +352,8 @@ class Tui:
             layout["top"].split_column(Layout(self._markets(top // 2 - 2)), Layout(self._positions(top - top // 2 - 3)))
         chart_h = max(1, mid - 2)
         layout["mid"].split_row(
-            Layout(self._chart("feed lag ms", LAG_NAMES, half - 1, chart_h)),
-            Layout(self._chart("msgs/s", RATE_NAMES, half - 1, chart_h)),
+            Layout(self._chart("feed lag ms", LAG_NAMES, ".lag_ms", half - 1, chart_h)),
+            Layout(self._chart("msgs/s", RATE_NAMES, ".msgs_per_second", half - 1, chart_h)),
         )
         bottom = max(3, height - top - mid)
         layout["bottom"].split_row(Layout(self._risk_panel(bottom - 3)), Layout(self._health(bottom - 2)))

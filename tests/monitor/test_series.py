@@ -116,3 +116,18 @@ def test_state_builds_the_trading_picture() -> None:
     assert ks is not None and ks.last == 1.0
     with pytest.raises(InvalidRecord, match="bad book record"):
         st.on_record({"type": "book", **base})
+
+
+def test_stage_health_from_metric_names_and_stage_labels() -> None:
+    from agkit.monitor.series import stage_of
+
+    assert stage_of("feed.sim.msgs_per_second", {}) == "feed"
+    assert stage_of("exec_fills", {"venue": "paper"}) == "exec"
+    assert stage_of("risk.decisions", {}) == "risk-check"
+    assert stage_of("anything", {"stage": "my-bot"}) == "my-bot"
+    assert stage_of("feed.lag_ms", {"source": "sim"}) == ""  # derived by the monitor itself
+    st = MonitorState()
+    st.on_record(metric("exec_fills", 3, 1, kind="counter", venue="paper"))
+    st.on_record(metric("custom.thing", 1, 2, stage="my-bot"))
+    st.tick()
+    assert st.stages["exec"].records == 1 and st.stages["my-bot"].records == 1

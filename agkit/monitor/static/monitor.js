@@ -4,16 +4,17 @@
   // The original ag-botkit dashboard's six tiles first, then PnL, inventory, fills and latency.
   // A tile shows every series (name + labels) whose name it lists; other names get a tile each.
   const TILES = [
-    { id: "lag", title: "Feed / RTDS lag (ms)", names: ["polymarket.rtds.lag_ms", "feed.lag_ms"], stats: "cur" },
-    { id: "rate", title: "Messages per second", names: ["polymarket.rtds.msgs_per_second", "monitor.records_per_second"], stats: "cur" },
+    { id: "lag", title: "Feed / RTDS lag (ms)", names: ["polymarket.rtds.lag_ms", "feed.lag_ms"], suffixes: [".lag_ms"], stats: "cur" },
+    { id: "rate", title: "Messages per second", names: ["polymarket.rtds.msgs_per_second", "monitor.records_per_second"], suffixes: [".msgs_per_second"], stats: "cur" },
     { id: "position", title: "Position size", names: ["polymarket.position.size", "position.size", "strategy.position_size"], stats: "total" },
     { id: "risk", title: "Risk decisions (1 allowed, 0 blocked)", names: ["polymarket.risk.decision", "risk.decision"], stats: "risk", points: true },
-    { id: "received", title: "Messages received", names: ["polymarket.rtds.messages_received", "monitor.records_received"], stats: "received" },
+    { id: "riskcount", title: "Risk decisions (cumulative, by decision)", names: ["risk.decisions"], stats: "cur" },
+    { id: "received", title: "Messages received", names: ["polymarket.rtds.messages_received", "monitor.records_received"], suffixes: [".messages_received"], stats: "received" },
     { id: "kill", title: "Kill switch", names: ["polymarket.risk.kill_switch", "risk.kill_switch"], stats: "kill", step: true },
-    { id: "pnl", title: "PnL (USD)", names: ["strategy.pnl_usd", "strategy.realized_pnl_usd", "strategy.unrealized_pnl_usd", "portfolio.pnl_usd", "portfolio.realized_pnl_usd", "portfolio.unrealized_pnl_usd"], stats: "cur" },
-    { id: "inventory", title: "Inventory (USD)", names: ["polymarket.inventory.value_usd", "strategy.position_value_usd", "portfolio.inventory_value_usd"], stats: "cur" },
-    { id: "fills", title: "Fills", names: ["fills.count", "fills.notional_usd", "exec.orders_filled", "strategy.orders_filled"], stats: "cur" },
-    { id: "latency", title: "Latency (ms)", names: ["exec.latency_ms", "exec.ack_latency_ms", "strategy.order_latency_ms"], stats: "cur" },
+    { id: "pnl", title: "PnL (USD)", names: ["strategy.pnl_usd", "strategy.realized_pnl_usd", "strategy.unrealized_pnl_usd", "portfolio.pnl_usd", "portfolio.realized_pnl_usd", "portfolio.unrealized_pnl_usd", "risk.pnl_usd", "risk.daily_pnl_usd"], suffixes: ["pnl_usd"], stats: "cur" },
+    { id: "inventory", title: "Inventory (USD)", names: ["polymarket.inventory.value_usd", "strategy.position_value_usd", "portfolio.inventory_value_usd", "risk.exposure_usd"], stats: "cur" },
+    { id: "fills", title: "Fills", names: ["fills.count", "fills.notional_usd", "exec.orders_filled", "strategy.orders_filled", "exec_fills", "exec.fills"], stats: "cur" },
+    { id: "latency", title: "Latency (ms)", names: ["exec.latency_ms", "exec.ack_latency_ms", "strategy.order_latency_ms"], suffixes: ["latency_ms"], stats: "cur" },
   ];
   const COLORS = ["#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292", "#a1887f", "#90a4ae"];
   const MAX_POINTS = 20000;
@@ -56,6 +57,10 @@
 
   function tileFor(name) {
     let t = byName.get(name);
+    if (!t) { // by suffix: e.g. feed.sim.msgs_per_second joins the message-rate tile
+      const spec = TILES.find((sp) => (sp.suffixes || []).some((x) => name.endsWith(x)));
+      if (spec) { t = tiles.find((tl) => tl.spec === spec); byName.set(name, t); }
+    }
     if (!t) {
       t = makeTile({ id: "m-" + name, title: name, names: [name], stats: "cur" });
       byName.set(name, t);
