@@ -99,12 +99,16 @@ class RiskCheck(Stage):
         self.denied_by: dict[str, int] = {}
         self.checked_by: dict[str, int] = {}
         self._rate_windows: list[deque[int]] = []
+        self._rate_by_spec: dict[int, deque[int]] = {}
         self.checks: list[tuple[str, Check]] = []
         self.loss_policies: list[PolicySpec] = policy.of_type("LossLimit")
+        compiled: list[tuple[PolicySpec, Check]] = []
         for spec in policy.policies:
             check = self._compile(spec)
             if check is not None:
                 self.checks.append((spec.name, check))
+                compiled.append((spec, check))
+        self._check_all = self._generate(compiled)
         self._clock_now: Callable[[], int] = _zero
         self._handlers: dict[str, Callable[[dict[str, Any]], Out]] = {
             "submit_order": self._on_order,
@@ -271,14 +275,7 @@ class RiskCheck(Stage):
             )
         if self.day != now // DAY_US:
             self._roll_day(now)
-        violations = None
-        for name, check in self.checks:
-            msg = check(market, asset, sgn, price, size, cur, reducing, now)
-            if msg is not None:
-                if violations is None:
-                    violations = [(name, msg)]
-                else:
-                    violations.append((name, msg))
+        violations = self._check_all(market, asset, sgn, price, size, cur, reducing, now, same_open)
         if violations is not None:
             return self._deny(rec, oid, now, violations)
         # approved: track it as open until exec says otherwise
@@ -558,6 +555,7 @@ class RiskCheck(Stage):
             window_us = int(p["window_ms"]) * 1000
             window: deque[int] = deque()
             self._rate_windows.append(window)
+            self._rate_by_spec[id(spec)] = window
 
             def rate_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
                 cutoff = now - window_us
@@ -602,6 +600,64 @@ class RiskCheck(Stage):
 
             return reduce_only
         raise AssertionError(f"policy type {t} has no check")
+
+    # -- the generated check function ---------------------------------------------------
+
+    def _generate(self, compiled: list[tuple[PolicySpec, Check]]) -> Callable[..., list[tuple[str, str]] | None]:
+        """One function with every policy's cheap pass test inlined, in policy order.
+
+        Each policy's closure (above) is the single source of truth: it runs only when
+        the inline test says the order may violate it, and returns the message (or None
+        when the closer look passes). This keeps the per-order cost to a few attribute
+        and dict lookups per policy instead of a call each."""
+        ns: dict[str, Any] = {"_add": _add, "EPS": EPS, "S": self, "MIDS": self.mid, "BT": self.book_ts,
+                              "OPEN": self.open, "PA": self.open_n_asset}
+        src = ["def check_all(m, a, sgn, price, size, cur, red, now, same_open):", "    v = None"]
+        call = "v = _add(v, N{i}, C{i}(m, a, sgn, price, size, cur, red, now))"
+        for i, (spec, check) in enumerate(compiled):
+            ns[f"N{i}"] = spec.name
+            ns[f"C{i}"] = check
+            p = spec.params
+            t = spec.type
+            tests: list[str] = []
+            if t == "OrderLimit":
+                if p.get("max_size") is not None:
+                    tests.append(f"size > {float(p['max_size'])!r}")
+                if p.get("max_notional_usd") is not None:
+                    tests.append(f"size * price > {float(p['max_notional_usd'])!r}")
+                if p.get("min_size") is not None:
+                    tests.append(f"size < {float(p['min_size'])!r}")
+                cond = " or ".join(tests)
+            elif t == "PriceBand":
+                src.append("    mid = MIDS.get(a)")
+                cond = f"mid is None or abs(price - mid) > {float(p['max_deviation']) + EPS!r}"
+            elif t == "OpenOrderLimit":
+                if p.get("max_orders") is not None:
+                    tests.append(f"len(OPEN) >= {int(p['max_orders'])}")
+                if p.get("max_per_asset") is not None:
+                    tests.append(f"PA.get(a, 0) >= {int(p['max_per_asset'])}")
+                cond = " or ".join(tests)
+            elif t == "RateLimit":
+                ns[f"W{i}"] = self._rate_by_spec[id(spec)]
+                cond = f"len(W{i}) >= {int(p['max_orders'])}"  # only then can trimming matter
+            elif t == "LossLimit":
+                cond = "not red and S.loss_breach is not None"
+            elif t == "StaleData":
+                src.append("    ts = BT.get(a)")
+                cond = f"ts is None or now - ts > {int(p['max_age_ms']) * 1000}"
+            elif t == "PositionLimit" and p["scope"] == "asset" and p.get("market_id") is None and p.get("asset") is None and p.get("event") is None:
+                extra = "size + same_open" if p.get("include_open_orders", True) is not False else "size"
+                cond = f"not red and abs(cur + sgn * ({extra})) > {float(p['max_size']) + EPS!r}"
+            elif t in ("PositionLimit", "InventoryLimit", "ReduceOnly"):
+                cond = "not red"
+            else:
+                cond = "True"
+            src.append(f"    if {cond}:")
+            src.append("        " + call.format(i=i))
+        src.append("    return v")
+        exec(compile("\n".join(src), f"<risk-check policies {self.policy.path}>", "exec"), ns)
+        fn: Callable[..., list[tuple[str, str]] | None] = ns["check_all"]
+        return fn
 
     def _new_abs(self, a: str, sgn: float, size: float, cur: float, include_open: bool) -> float:
         extra = size
@@ -707,6 +763,15 @@ class RiskCheck(Stage):
             return None
 
         return inventory_limit
+
+
+def _add(v: list[tuple[str, str]] | None, name: str, msg: str | None) -> list[tuple[str, str]] | None:
+    if msg is None:
+        return v
+    if v is None:
+        return [(name, msg)]
+    v.append((name, msg))
+    return v
 
 
 def _zero() -> int:
