@@ -62,7 +62,7 @@ class MMParams:
 
 
 class _Book:
-    __slots__ = ("dm2", "dt", "last_mid", "last_quote", "last_ts")
+    __slots__ = ("dm2", "dt", "key", "last_mid", "last_quote", "last_ts")
 
     def __init__(self) -> None:
         self.last_mid: float | None = None
@@ -70,6 +70,7 @@ class _Book:
         self.dm2 = 0.0  # EWMA of squared mid changes
         self.dt = 0.0  # EWMA of seconds between changes
         self.last_quote = -(1 << 62)
+        self.key: tuple[Any, ...] | None = None  # inputs of the last requote
 
 
 class MarketMaker(Strategy):
@@ -123,8 +124,16 @@ class MarketMaker(Strategy):
         throttled = bool(live) and now - st.last_quote < self._throttle_us
         if throttled and len(live) >= 2:
             return  # both sides working and no requote allowed yet: nothing to compute
+        ctx = self.ctx
+        key = (
+            mid, m.best_bid, m.best_ask, ctx.exposure(asset), ctx.portfolio.size(asset),
+            len(live), ctx.counters.fills, m.tick, throttled,
+        )
+        if key == st.key:
+            return  # same inputs, same working orders: the same quotes again
         if self._requote(market, asset, mid, st, live, throttled):
             st.last_quote = now
+        st.key = key
 
     def quotes(self, market: str, asset: str, mid: float, st: _Book) -> tuple[float, float, float, float]:
         """(bid, bid size, ask, ask size) in YES terms; a size of 0 means no quote."""
