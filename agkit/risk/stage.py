@@ -100,6 +100,14 @@ class RiskCheck(Stage):
         self.checked_by: dict[str, int] = {}
         self._rate_windows: list[deque[int]] = []
         self._rate_by_spec: dict[int, deque[int]] = {}
+        # gross shares per asset (with, without open orders) and per market, kept
+        # incrementally when a market- or event-scoped PositionLimit needs them
+        self._track_gross = any(
+            p.type == "PositionLimit" and p.params["scope"] != "asset" for p in policy.policies
+        )
+        self.expo: dict[str, tuple[float, float]] = {}
+        self.mkt_incl: dict[str, float] = {}
+        self.mkt_excl: dict[str, float] = {}
         self.checks: list[tuple[str, Check]] = []
         self.loss_policies: list[PolicySpec] = policy.of_type("LossLimit")
         compiled: list[tuple[PolicySpec, Check]] = []
@@ -285,6 +293,8 @@ class RiskCheck(Stage):
         else:
             self.open_sell[asset] = same_open + size
         self.open_n_asset[asset] = self.open_n_asset.get(asset, 0) + 1
+        if self._track_gross:
+            self._update_expo(asset)
         for window in self._rate_windows:
             window.append(now)
         self.approved += 1
@@ -368,6 +378,8 @@ class RiskCheck(Stage):
                 if pos is not None:
                     pos.mark = self.mid.get(asset)
                 self._refresh(asset)
+                if self._track_gross:
+                    self._update_expo(asset)
             return [rec, *self._check_loss()] if self.loss_policies else (rec,)
         if key in self.seen_trades:  # a settlement update of a fill already counted
             return (rec,)
@@ -378,6 +390,8 @@ class RiskCheck(Stage):
         m = self.mid.get(asset)
         if m is not None:
             pos.mark = m
+        if self._track_gross:
+            self._update_expo(asset)
         order = self.open.get(oid)
         if order is not None:
             order[2] -= size
@@ -394,6 +408,8 @@ class RiskCheck(Stage):
         book = self.open_buy if order[1] > 0 else self.open_sell
         left = book.get(asset, 0.0) - size
         book[asset] = left if left > EPS else 0.0
+        if self._track_gross:
+            self._update_expo(asset)
 
     def _close(self, oid: str) -> None:
         order = self.open.pop(oid, None)
@@ -421,6 +437,8 @@ class RiskCheck(Stage):
             raise InvalidRecord("market_resolved: market and winning_asset must be strings")
         for pos in self.pf.resolve(market, winner):
             self._refresh(pos.asset)
+            if self._track_gross:
+                self._update_expo(pos.asset)
         for oid in [o for o, v in self.open.items() if v[4] == market]:
             self._close(oid)
         return [rec, *self._check_loss()] if self.loss_policies else (rec,)
@@ -665,6 +683,32 @@ class RiskCheck(Stage):
             extra += self.open_buy.get(a, 0.0) if sgn > 0 else self.open_sell.get(a, 0.0)
         return abs(cur + sgn * extra)
 
+    def _update_expo(self, asset: str) -> None:
+        market = self.asset_market.get(asset)
+        if market is None:
+            return
+        pos = self.pf.positions.get(asset)
+        s = pos.size if pos is not None else 0.0
+        excl = abs(s)
+        incl = max(abs(s + self.open_buy.get(asset, 0.0)), abs(s - self.open_sell.get(asset, 0.0)))
+        old = self.expo.get(asset)
+        self.expo[asset] = (incl, excl)
+        if old is None:
+            old = (0.0, 0.0)
+        self.mkt_incl[market] = self.mkt_incl.get(market, 0.0) + incl - old[0]
+        self.mkt_excl[market] = self.mkt_excl.get(market, 0.0) + excl - old[1]
+
+    def _gross_other_fast(self, markets: list[str], skip: str, include_open: bool) -> float:
+        """Gross shares over these markets' assets except `skip` (incremental totals)."""
+        totals = self.mkt_incl if include_open else self.mkt_excl
+        total = 0.0
+        for mk in markets:
+            total += totals.get(mk, 0.0)
+        own = self.expo.get(skip)
+        if own is not None:
+            total -= own[0] if include_open else own[1]
+        return max(total, 0.0)
+
     def _gross_other(self, assets: set[str] | list[str], skip: str, include_open: bool) -> float:
         positions = self.pf.positions
         total = 0.0
@@ -689,9 +733,9 @@ class RiskCheck(Stage):
         include_open = p.get("include_open_orders", True) is not False
         event = p.get("event")
         event_markets = set(self.policy.events.get(event, ())) if event is not None else None
-        market_assets = self.market_assets
         new_abs = self._new_abs
-        gross_other = self._gross_other
+        gross_other_fast = self._gross_other_fast
+        event_list = sorted(event_markets) if event_markets is not None else []
         label = f"{name} (market: {only_market})" if only_market is not None else name
 
         def position_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
@@ -709,14 +753,11 @@ class RiskCheck(Stage):
                     return f"{label}: new position {new:.2f} exceeds max {max_size:.2f} on asset {a}"
                 return None
             if scope == "market":
-                total = new + gross_other(market_assets.get(m, set()), a, include_open)
+                total = new + gross_other_fast([self.asset_market.get(a, m)], a, include_open)
                 if total > max_size + EPS:
                     return f"{label}: gross position {total:.2f} in market {m} exceeds max {max_size:.2f}"
                 return None
-            assets: list[str] = []
-            for mk in event_markets or ():
-                assets.extend(market_assets.get(mk, ()))
-            total = new + gross_other(assets, a, include_open)
+            total = new + gross_other_fast(event_list, a, include_open)
             if total > max_size + EPS:
                 return f"{label}: gross position {total:.2f} in event {event} exceeds max {max_size:.2f}"
             return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agkit.clock import EventClock
 from agkit.risk.policy import parse_policy
 from agkit.risk.stage import RiskCheck
@@ -339,3 +341,34 @@ def test_invalid_order_raises_invalid_record() -> None:
     bad["side"] = "long"
     with pytest.raises(InvalidRecord):
         chain.on_record(bad)
+
+
+def test_incremental_gross_matches_recomputation() -> None:
+    """The per-market gross totals kept incrementally equal a from-scratch sum."""
+    import random
+
+    p = "events:\n  ev: [m1, m2]\n" + pol(
+        "  - type: PositionLimit\n    scope: market\n    max_size: 1.0e9\n"
+        "  - type: PositionLimit\n    name: Ev\n    event: ev\n    max_size: 1.0e9\n    include_open_orders: false\n"
+    )
+    rnd = random.Random(4)
+    recs: list[dict[str, Any]] = []
+    live: list[str] = []
+    for i in range(400):
+        asset = rnd.choice(["a1", "a2", "b1", "b2"])
+        market = "m1" if asset.startswith("a") else "m2"
+        op = rnd.random()
+        if op < 0.5 or not live:
+            oid = f"o{i}"
+            recs.append(order(oid, side=rnd.choice(["buy", "sell"]), size=float(rnd.randint(1, 50)), asset=asset, market=market))
+            live.append(oid)
+        elif op < 0.8:
+            oid = rnd.choice(live)
+            recs.append(event("order_canceled", oid))
+            live.remove(oid)
+        else:
+            recs.append(fill(f"x{i}", side=rnd.choice(["buy", "sell"]), size=float(rnd.randint(1, 30)), asset=asset, market=market))
+    _out, stage = run(p, recs)
+    for market, assets in stage.market_assets.items():
+        assert stage.mkt_incl.get(market, 0.0) == pytest.approx(stage._gross_other(assets, "", True))
+        assert stage.mkt_excl.get(market, 0.0) == pytest.approx(stage._gross_other(assets, "", False))
