@@ -68,10 +68,15 @@
     return t;
   }
 
+  function short(v) { // token ids are 77 digits: keep the ends
+    v = String(v);
+    return v.length > 16 ? v.slice(0, 6) + "…" + v.slice(-6) : v;
+  }
+
   function label(def) {
     const keys = Object.keys(def.labels || {}).sort();
     if (!keys.length) return def.name;
-    return def.name + "{" + keys.map((k) => k + "=" + def.labels[k]).join(",") + "}";
+    return def.name + "{" + keys.map((k) => k + "=" + short(def.labels[k])).join(",") + "}";
   }
 
   function addDef(def) {
@@ -149,8 +154,12 @@
       return [d.xs.slice(i), d.ys.slice(i)];
     });
     t.points = tables.reduce((n, tb) => n + tb[0].length, 0);
-    if (tables.length === 1) return tables[0];
-    return uPlot.join(tables);
+    const aligned = tables.length === 1 ? tables[0] : uPlot.join(tables);
+    if (aligned[0].length === 1) { // one instant would stretch the time axis over years: show a minute
+      const x = aligned[0][0];
+      return [[x - 60, x]].concat(aligned.slice(1).map((ys) => [null, ys[0]]));
+    }
+    return aligned;
   }
 
   function chartOpts(t) {
@@ -170,7 +179,7 @@
         stroke: COLORS[i % COLORS.length],
         width: 1.5,
         spanGaps: true,
-        points: { show: !!spec.points, size: 5 },
+        points: spec.points ? { show: true, size: 5 } : {}, // uPlot's default: markers when sparse
         paths: spec.points ? () => null : (spec.step ? uPlot.paths.stepped({ align: 1 }) : undefined),
       }))),
     };
