@@ -487,3 +487,27 @@ def test_fills_settle_across_disconnects_and_positions_equal_the_fills(seed: int
         assert h.stage.oms.illegal == 0
 
     scenario(body)
+
+
+def test_orders_waiting_for_the_channel_are_answered_at_stop() -> None:
+    async def main() -> None:
+        fake = FakeClob()
+        await fake.start()
+        fake.add_market(COND, TOKEN)
+        fake.add_account()
+        h = Harness(fake, stop_timeout=0.2, ws_backoff=30.0)
+        await h.start()
+        await h.until(lambda: fake.ws_connects == 1)
+        await fake.drop_ws()
+        ready = h.venue._ready
+        assert ready is not None
+        await h.until(lambda: not ready.is_set())
+        h.send(book())
+        a = h.submit("buy", 0.40, 10)
+        await h.stop()
+        rej = h.of("order_rejected", a)
+        assert len(rej) == 1 and rej[0]["reason"].startswith("not sent")
+        assert sum(fake.post_attempts.values()) == 0
+        await fake.stop()
+
+    asyncio.run(main())

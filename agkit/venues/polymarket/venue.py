@@ -77,6 +77,7 @@ class _Entry:
     held: list[VenueEvent] = field(default_factory=list)  # fills that beat the acceptance
     done: asyncio.Future[None] | None = None  # resolved once Accepted/Rejected was reported
     restored_id: str | None = None  # the venue's id of an order found by reconciliation
+    sent: bool = False  # handed to the HTTP client
 
     @property
     def hash(self) -> str | None:
@@ -211,6 +212,14 @@ class PolymarketVenue(Venue):
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=self.stop_timeout)
+        for e in list(self._orders.values()):
+            if e.done is not None and not e.done.done():  # never answered: say so, once
+                if e.sent:
+                    self._reject(e, "outcome unknown when exec stopped (the venue did not answer); `agkit orders` shows it if it rests")
+                else:
+                    self._reject(e, "not sent: exec stopped while the order waited (user channel down or market parameters unknown)")
+        for task in self._tasks:
+            task.cancel()
         client = self._client
         if client is not None and self.sending and self._ready is not None:
             # fills that matched but whose events have not arrived yet: read them over REST
@@ -392,6 +401,8 @@ class PolymarketVenue(Venue):
         self._flush_scheduled = False
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            for e in batch:
+                e.sent = True
             self._spawn(self._send(batch))
 
     async def _send(self, batch: list[_Entry]) -> None:
