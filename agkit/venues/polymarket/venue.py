@@ -700,8 +700,9 @@ class PolymarketVenue(Venue):
         client = self._require_client()
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            if not self._resting():
-                continue
+            if not self._resting() and not self._hb_id:
+                continue  # not armed yet; once armed, beat for the whole session (a lapse
+                # may cancel orders placed right after it, and the venue's arming rules are unverified)
             try:
                 self._hb_id = await client.heartbeat(self._hb_id)
                 self.heartbeats += 1
