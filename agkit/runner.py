@@ -587,6 +587,7 @@ class Chain(Stage):
         self._timers: list[tuple[int, int, Timer]] = []  # (due, stage index, timer)
         self._out: list[Rec] = []
         self._sync_only = False  # set by process(), which has no event loop
+        self._started = False  # has a timestamped record arrived yet
 
     # Stage interface ----------------------------------------------------------------
 
@@ -674,6 +675,15 @@ class Chain(Stage):
         ts = rec.get("ts_event")
         if type(ts) is not int:
             return []
+        if not self._started:
+            self._started = True
+            if isinstance(self.clock, EventClock):
+                # intervals that elapsed before the first record are skipped: a clock at
+                # 0 would otherwise fire every timer for every interval since 1970
+                self._timers = [
+                    (due + -(-(ts - due) // t.interval_us) * t.interval_us if due < ts else due, i, t)
+                    for due, i, t in self._timers
+                ]
         out = self._fire_timers(ts) if self._timers else []
         if isinstance(self.clock, EventClock):
             self.clock.advance(ts)
