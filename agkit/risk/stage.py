@@ -118,6 +118,7 @@ class RiskCheck(Stage):
                 compiled.append((spec, check))
         self._check_all = self._generate(compiled)
         self._clock_now: Callable[[], int] = _zero
+        self._advance: Callable[[int], None] | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Out]] = {
             "submit_order": self._on_order,
             "book": self._on_book,
@@ -135,6 +136,8 @@ class RiskCheck(Stage):
         self.ctx = ctx
         self.clock = ctx.clock
         self._clock_now = ctx.clock.now_us
+        clock = ctx.clock
+        self._advance = clock.advance if self.advance_clock and isinstance(clock, EventClock) else None
         now = self._clock_now()
         out: list[dict[str, Any]] = []
         for spec in self.policy.of_type("KillSwitch"):
@@ -239,10 +242,10 @@ class RiskCheck(Stage):
     # -- records -----------------------------------------------------------------------
 
     def on_record(self, rec: dict[str, Any]) -> Out:
-        if self.advance_clock:
+        if self._advance is not None:
             ts = rec.get("ts_event")
-            if type(ts) is int and isinstance(self.clock, EventClock):
-                self.clock.advance(ts)
+            if type(ts) is int:
+                self._advance(ts)
         return self._handlers[rec["type"]](rec)
 
     def _on_order(self, rec: dict[str, Any]) -> Out:
@@ -629,7 +632,8 @@ class RiskCheck(Stage):
         when the closer look passes). This keeps the per-order cost to a few attribute
         and dict lookups per policy instead of a call each."""
         ns: dict[str, Any] = {"_add": _add, "EPS": EPS, "S": self, "MIDS": self.mid, "BT": self.book_ts,
-                              "OPEN": self.open, "PA": self.open_n_asset}
+                              "OPEN": self.open, "PA": self.open_n_asset, "AM": self.asset_market,
+                              "MKI": self.mkt_incl, "MKE": self.mkt_excl}
         src = ["def check_all(m, a, sgn, price, size, cur, red, now, same_open):", "    v = None"]
         call = "v = _add(v, N{i}, C{i}(m, a, sgn, price, size, cur, red, now))"
         for i, (spec, check) in enumerate(compiled):
@@ -666,7 +670,29 @@ class RiskCheck(Stage):
             elif t == "PositionLimit" and p["scope"] == "asset" and p.get("market_id") is None and p.get("asset") is None and p.get("event") is None:
                 extra = "size + same_open" if p.get("include_open_orders", True) is not False else "size"
                 cond = f"not red and abs(cur + sgn * ({extra})) > {float(p['max_size']) + EPS!r}"
-            elif t in ("PositionLimit", "InventoryLimit", "ReduceOnly"):
+            elif t == "PositionLimit":
+                # upper bound of the closure's total: the other assets' gross is at most the
+                # whole market's (or event's) gross, which the incremental totals give
+                incl = p.get("include_open_orders", True) is not False
+                extra = "size + same_open" if incl else "size"
+                table = "MKI" if incl else "MKE"
+                if p["scope"] == "asset":
+                    gross = "0.0"
+                elif p["scope"] == "market":
+                    gross = f"{table}.get(AM.get(a, m), 0.0)"
+                else:
+                    events = sorted(self.policy.events.get(p["event"], ()))
+                    gross = " + ".join(f"{table}.get({mk!r}, 0.0)" for mk in events) or "0.0"
+                cond = f"not red and abs(cur + sgn * ({extra})) + {gross} > {float(p['max_size']) + EPS!r}"
+            elif t == "InventoryLimit":
+                # upper bounds: the order's asset is counted again on top of the current total;
+                # a share's mark and its worst-case loss per share are both at most 1 (mark: the mid)
+                extra = "size + same_open" if p.get("include_open_orders", True) is not False else "size"
+                if p.get("basis") == "worst_case":
+                    cond = f"not red and S.inv_worst + abs(cur + sgn * ({extra})) > {float(p['max_value_usd']) + EPS!r}"
+                else:
+                    cond = f"not red and S.inv_mark + abs(cur + sgn * ({extra})) * MIDS.get(a, price) > {float(p['max_value_usd']) + EPS!r}"
+            elif t == "ReduceOnly":
                 cond = "not red"
             else:
                 cond = "True"

@@ -135,12 +135,14 @@ def brute_drawdown(rs: list[float]) -> tuple[float, int]:
     w, peak, mdd, run, longest = 1.0, 1.0, 0.0, 0, 0
     for x in rs:
         w *= 1 + x
-        if w >= peak:
-            peak, run = w, 0
-        else:
+        peak = max(peak, w)
+        dd = 1 - w / peak
+        if dd > 1e-15:  # underwater (beyond rounding), as perf.max_drawdown counts it
             run += 1
             longest = max(longest, run)
-        mdd = max(mdd, 1 - w / peak)
+        else:
+            run = 0
+        mdd = max(mdd, dd)
     return mdd, longest
 
 
