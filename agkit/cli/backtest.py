@@ -35,7 +35,7 @@ class _Progress:
 
     def end(self) -> None:
         if self.on:
-            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
 
 
@@ -44,7 +44,7 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     out = []
     for k, v in rows:
         if isinstance(v, float):
-            v = f"{v:,.6g}" if abs(v) < 1e6 else f"{v:,.2f}"
+            v = f"{v:,.2f}" if 1e3 <= abs(v) < 1e12 else f"{v:.6g}"
         out.append(f"{k:<{width}}  {v}")
     return "\n".join(out) + "\n"
 
