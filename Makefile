@@ -11,6 +11,7 @@ help: ## list the targets
 # Installing is a prerequisite of everything, redone only when the package definition changes.
 STAMP := .make/installed
 $(STAMP): pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
+	$(PYTHON) -m pip install -q "setuptools>=77" cffi
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	$(PYTHON) setup.py -q build_ext --inplace
 	@mkdir -p .make && touch $@

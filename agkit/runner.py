@@ -22,7 +22,7 @@ import signal
 import stat
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -65,6 +65,23 @@ def log(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+_captured: list[PipeRunner] | None = None
+
+
+@contextlib.contextmanager
+def capture_runners() -> Iterator[list[PipeRunner]]:
+    """Within this block, PipeRunner.run() records the runner instead of running it.
+
+    This is how `agkit run` turns each command line of a pipeline into its stage
+    object, with exactly the flags the separate command would take."""
+    global _captured
+    previous, _captured = _captured, []
+    try:
+        yield _captured
+    finally:
+        _captured = previous
 
 
 class _Stop(Exception):
@@ -156,6 +173,9 @@ class PipeRunner:
 
     def run(self) -> int:
         """Run to completion; returns the exit status."""
+        if _captured is not None:  # `agkit run` is building stages, not running them
+            _captured.append(self)
+            return int(ExitCode.OK)
         return asyncio.run(self.main())
 
     async def main(self) -> int:

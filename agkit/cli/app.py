@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "agkit.cli.strategy",
     "agkit.cli.backtest",
     "agkit.cli.venue",
+    "agkit.cli.run",
 ]
 
 EPILOG = "Exit status: 0 ok, 1 error, 2 usage, 3 bad input, 4 venue, 5 config, 130 interrupted. See man agkit."
