@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -108,16 +109,19 @@ class PgSchema:
             conn.execute(f"DROP SCHEMA {self.name} CASCADE")
 
 
-def ingest_command(db: str, path: Path) -> float:
+def ingest_command(db: str, path: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the ingest process) for `agkit store ingest < path`."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), AGKIT_CONFIG="/nonexistent")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(path, "rb") as stdin:
         proc = subprocess.run([sys.executable, "-m", "agkit", "store", "ingest", "--db", db], stdin=stdin,
                               capture_output=True, env=env, cwd=ROOT)
     secs = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise SystemExit(f"ingest failed: {proc.stderr.decode()}")
-    return secs
+    return secs, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def naive_ingest(db: str, lines: list[bytes]) -> float:
@@ -151,15 +155,19 @@ def bench_ingest(n: int, naive_n: int, pg: str | None, tmp: Path) -> None:
         db, schema = make()
         db2, schema2 = make()
         try:
-            secs = ingest_command(db, path)
+            secs, cpu = ingest_command(db, path)
+            t_cpu = time.process_time()
             naive = naive_ingest(db2, sample)
+            naive_cpu = time.process_time() - t_cpu
         finally:
             for s in (schema, schema2):
                 if s is not None:
                     s.drop()
         report(f"store ingest {name}: {n} mixed records, `agkit store ingest` end to end", n / secs, "rows/s",
                baseline=f"naive one INSERT per row, autocommit ({naive_n}-row sample)",
-               baseline_value=naive_n / naive, higher_is_better=True, seconds=round(secs, 2))
+               baseline_value=naive_n / naive, higher_is_better=True, seconds=round(secs, 2),
+               client_cpu_seconds=round(cpu, 2), rows_per_client_cpu_second=round(n / cpu),
+               naive_rows_per_client_cpu_second=round(naive_n / naive_cpu), load_average=os.getloadavg()[0])
 
 
 def load_trades(store: object, n: int, start: int, tag: str) -> None:

@@ -78,7 +78,6 @@ TABLES: dict[str, Table] = {
             ),
             key=("asset", "ts_event", "key"),
             kind="market",
-            indexes=(("asset", "ts_event"),),
             record_types=("book",),
         ),
         Table(
@@ -87,9 +86,8 @@ TABLES: dict[str, Table] = {
                 "ts_event:int ts_init:int venue:text market:text asset:text trade_id:text "
                 "price:real size:real side:text raw:text"
             ),
-            key=("venue", "asset", "trade_id", "ts_event"),
+            key=("asset", "ts_event", "venue", "trade_id"),  # prefix serves asset+time ranges
             kind="market",
-            indexes=(("asset", "ts_event"),),
             record_types=("trade",),
         ),
         Table(

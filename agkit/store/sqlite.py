@@ -44,7 +44,8 @@ class SqliteStore(Store):
             raise ConfigError(f"cannot open SQLite database {path}: {exc}") from None
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=OFF")
-        self.conn.execute("PRAGMA cache_size=-32000")
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.execute("PRAGMA wal_autocheckpoint=8192")
         self._insert: dict[str, str] = {}
         for table in RECORD_TABLES:
             cols = ("seq", *table.names)

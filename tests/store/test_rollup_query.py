@@ -176,7 +176,7 @@ def test_metric_aggregates_min_max_avg_last(db: str) -> None:
         for (labels, bucket), vals in sorted(groups.items()):
             want.append((period, labels, bucket, len(vals), min(vals), max(vals), sum(vals) / len(vals), vals[-1]))
     got = [(a["period"], a["labels"], a["bucket"], a["n"], a["min"], a["max"], a["avg"], a["last"]) for a in aggs]
-    assert [g[:6] + (g[7],) for g in got] == [w[:6] + (w[7],) for w in want]
+    assert [(*g[:6], g[7]) for g in got] == [(*w[:6], w[7]) for w in want]
     assert [g[6] for g in got] == pytest.approx([w[6] for w in want])
 
 
