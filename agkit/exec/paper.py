@@ -232,13 +232,18 @@ class PaperVenue(Venue):
         used = self.consumed.get(key, {})
         limit = po.price
         crossing: list[tuple[float, Decimal]] = []
-        for level in levels:
-            price = level[0]
-            if (price > limit) if po.buy else (price < limit):
-                break
-            avail = lots(level[1] - used.get(price, 0.0))
-            if avail > 0:
-                crossing.append((price, avail))
+        try:
+            for level in levels:
+                price = float(level[0])
+                if (price > limit) if po.buy else (price < limit):
+                    break
+                avail = lots(level[1] - used.get(price, 0.0))
+                if avail > 0:
+                    crossing.append((price, avail))
+        except (TypeError, IndexError, ValueError):  # the stored book had garbage levels
+            self.log(f"agkit exec: the last book of asset {po.asset} is malformed; ignored")
+            del self.books[po.asset]
+            book, crossing = None, []
         if r.post_only and crossing:
             del self.orders[po.id]
             self.report(Rejected(po.id, "invalid post-only order: order crosses book", t))
@@ -297,6 +302,8 @@ class PaperVenue(Venue):
 
     def _on_book(self, rec: dict[str, Any]) -> None:
         asset = rec["asset"]
+        if type(rec["bids"]) is not list or type(rec["asks"]) is not list:
+            raise TypeError("bids and asks must be lists of [price, size]")
         self.books[asset] = rec
         if self.consumed:
             used = self.consumed.get((asset, "bids"))

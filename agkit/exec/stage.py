@@ -21,6 +21,7 @@ import inspect
 from collections.abc import Awaitable
 from typing import Any
 
+from agkit.errors import InvalidRecord
 from agkit.exec.oms import Oms
 from agkit.exec.venue import Venue, VenueEvent
 from agkit.portfolio import Portfolio
@@ -74,7 +75,10 @@ class ExecStage(Stage):
             if rtype in MARKET:
                 if rtype == "market_resolved":
                     oms.observe(rec)
-                self._on_market(rec)
+                try:
+                    self._on_market(rec)
+                except (KeyError, TypeError, IndexError, ValueError) as exc:
+                    raise InvalidRecord(f"malformed {rtype} record: {exc!r}") from None
             elif rtype == "submit_order":
                 oms.submit(rec)
             elif rtype == "cancel_order":

@@ -412,3 +412,34 @@ def test_fee_exponent() -> None:
     out = run([BOOK, submit(1001, "t", "buy", 0.52, 10)], fee_rate=0.25, fee_exponent=2)
     (f,) = events(out, "order_filled")
     assert f["fee"] == round(10 * 0.25 * (0.52 * 0.48) ** 2, 6)
+
+
+def test_malformed_market_records_are_bad_input_not_crashes() -> None:
+    from agkit.errors import InvalidRecord
+    from agkit.exec.paper import PaperVenue
+    from agkit.exec.stage import ExecStage
+    from agkit.clock import EventClock
+    from agkit.stage import Context
+
+    logs: list[str] = []
+    stage = ExecStage(PaperVenue())
+    stage.start(Context(EventClock(0), lambda r: None, logs.append))
+    stage.on_record(BOOK)
+    stage.on_record(submit(1001, "q", "buy", 0.50, 10))
+    for bad in (
+        {**BOOK, "bids": "nope"},
+        {k: v for k, v in BOOK.items() if k != "asks"},
+        {**trade(1002, 0.50, 10, "sell"), "price": "x"},
+        {k: v for k, v in trade(1002, 0.50, 10, "sell").items() if k != "side"},
+    ):
+        with pytest.raises(InvalidRecord, match="malformed"):
+            stage.on_record(bad)
+    # garbage inside the levels of a stored book: an arriving order ignores that book
+    with pytest.raises(InvalidRecord, match="malformed"):  # q rests: its checks trip on it
+        stage.on_record({**BOOK, "ts_event": 1003, "asks": [["x"]]})
+    out = list(stage.on_record(submit(1004, "o", "buy", 0.52, 10)) or ())
+    assert [r["type"] for r in out] == ["submit_order", "order_accepted"]  # rests: no book
+    assert any("malformed" in line for line in logs)
+    out = list(stage.on_record(trade(1005, 0.50, 200, "sell")) or ())
+    # both orders still work: o (0.52) is swept through, q (0.50) fills past its queue
+    assert sorted(r["id"] for r in out if r["type"] == "order_filled") == ["o", "q"]
