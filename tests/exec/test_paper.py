@@ -415,10 +415,10 @@ def test_fee_exponent() -> None:
 
 
 def test_malformed_market_records_are_bad_input_not_crashes() -> None:
+    from agkit.clock import EventClock
     from agkit.errors import InvalidRecord
     from agkit.exec.paper import PaperVenue
     from agkit.exec.stage import ExecStage
-    from agkit.clock import EventClock
     from agkit.stage import Context
 
     logs: list[str] = []
