@@ -594,24 +594,30 @@ class PolymarketFeed(SourceStage):
                     self.metrics.connected = True
                     await ws.send(sub)
                     pinger = asyncio.create_task(self._ping(ws))
+                    loop = asyncio.get_running_loop()
+                    silence = self.silence
+                    frame, message, out = self.norm.frame, self.metrics.message, self._out
                     try:
-                        while True:
-                            try:
-                                async with asyncio.timeout(self.silence):
-                                    msg = await ws.recv()
-                            except TimeoutError:
-                                raise _Silent() from None
-                            if msg in ("PONG", "pong", b"PONG"):
-                                continue
-                            now = now_us()
-                            recs = self.norm.frame(msg, now)
-                            self.metrics.message(self.norm.last_lag_ms)
-                            for rec in recs:
-                                self._out(rec)
-                            if sid in self._live_pending:
-                                self._live_pending.discard(sid)
-                                self._status("live", f"{label}: {len(assets)} assets subscribed, books seeded")
-                                got_events = True
+                        async with asyncio.timeout(silence) as watchdog:
+                            armed = loop.time()
+                            while True:
+                                msg = await ws.recv(decode=False)
+                                t = loop.time()
+                                if t - armed > 0.25:  # re-arm the silence watchdog (cheaply)
+                                    watchdog.reschedule(t + silence)
+                                    armed = t
+                                if msg == b"PONG" or msg == b"pong":
+                                    continue
+                                recs = frame(msg, now_us())
+                                message(self.norm.last_lag_ms)
+                                for rec in recs:
+                                    out(rec)
+                                if self._live_pending and sid in self._live_pending:
+                                    self._live_pending.discard(sid)
+                                    self._status("live", f"{label}: {len(assets)} assets subscribed, books seeded")
+                                    got_events = True
+                    except TimeoutError:
+                        raise _Silent() from None
                     finally:
                         pinger.cancel()
             except _Silent:
