@@ -1,0 +1,71 @@
+"""Small pure pieces of the store: URL and time parsing, row making, placeholder translation."""
+
+from __future__ import annotations
+
+import pytest
+
+from agkit.errors import InvalidRecord, UsageError
+from agkit.store import is_postgres, sqlite_path
+from agkit.store.base import named_to_pyformat
+from agkit.store.retention import parse_keep
+from agkit.store.schema import RETENTION_DAYS, canonical_labels, to_row
+from agkit.store.timeparse import parse_duration_us, parse_time_us
+
+
+def test_db_urls() -> None:
+    assert sqlite_path("sqlite:///tmp/a.db") == "/tmp/a.db"
+    assert sqlite_path("sqlite:////tmp/a.db") == "/tmp/a.db"
+    assert sqlite_path("sqlite:rel.db") == "rel.db"
+    assert sqlite_path("/x/y.db") == "/x/y.db"
+    assert is_postgres("postgresql://u@h/db") and is_postgres("postgres://h/db") and not is_postgres("/pg.db")
+
+
+def test_times() -> None:
+    now = 1_800_000_000_000_000
+    assert parse_time_us("123", now) == 123
+    assert parse_time_us("7d", now) == now - 7 * 86_400_000_000
+    assert parse_time_us("2026-01-01", now) == 1_767_225_600_000_000
+    assert parse_time_us("2026-01-01T01:00:00+01:00", now) == 1_767_225_600_000_000
+    assert parse_duration_us("30m") == 1_800_000_000
+    with pytest.raises(UsageError):
+        parse_time_us("yesterday-ish", now)
+
+
+def test_keep_policy() -> None:
+    policy = parse_keep(["trades=30d", "bars=forever", "fills=2w"])
+    assert policy["trades"] == 30 and policy["bars"] is None and policy["fills"] == 14
+    assert policy["books"] == RETENTION_DAYS["books"] == 90 and policy["order_events"] == 365
+    with pytest.raises(UsageError):
+        parse_keep(["nosuch=1d"])
+    with pytest.raises(UsageError):
+        parse_keep(["trades"])
+
+
+def test_named_placeholders_outside_quotes_only() -> None:
+    sql = "select ':x', a::int, b from t where c = :c and d like '5%' and e = :e_2"
+    assert named_to_pyformat(sql) == (
+        "select ':x', a::int, b from t where c = %(c)s and d like '5%%' and e = %(e_2)s"
+    )
+
+
+def test_rows_and_validation() -> None:
+    base = {"ts_event": 5, "ts_init": 6}
+    table, row = to_row({"type": "metric", **base, "name": "n", "kind": "gauge", "value": 1,
+                         "labels": {"b": "2", "a": "1"}})
+    assert table == "metrics" and row[3] == '{"a":"1","b":"2"}' and row[5] == 1.0
+    assert canonical_labels(None) == "{}"
+    table, row = to_row({"type": "book", **base, "venue": "v", "market": "m", "asset": "a",
+                         "bids": [[0.4, 10]], "asks": [], "tick_size": 0.01, "min_size": 5})
+    assert table == "books" and row[10] is None  # no mid without both sides
+    assert to_row({"type": "anything_else", **base})[0] == "records"
+    for bad in (
+        {"type": "trade", **base, "venue": "v", "market": "m", "asset": "a", "price": 1, "size": 1,
+         "side": "up", "trade_id": "t"},
+        {"type": "trade", "ts_event": 1.5, "ts_init": 1, "venue": "v", "market": "m", "asset": "a",
+         "price": 1, "size": 1, "side": "buy", "trade_id": "t"},
+        {"type": "order_filled", **base, "id": 7},
+        {"type": "metric", **base, "name": "n", "kind": "gauge", "value": 1, "labels": ["x"]},
+        {"type": "book", **base, "venue": "v", "market": "m", "asset": "a", "bids": [["x", 1]], "asks": []},
+    ):
+        with pytest.raises(InvalidRecord):
+            to_row(bad)
