@@ -305,3 +305,21 @@ def test_back_pressure_conflates_books_but_keeps_every_trade() -> None:
     for asset in (YES, NO):
         last = [b for b in books if b["asset"] == asset][-1]
         assert (last["bids"], last["asks"]) == model.top(asset, 35)
+
+
+def test_metrics_and_heartbeat() -> None:
+    with FakeWS([[("send", j([SNAP_YES, SNAP_NO])), ("send", j(trade(YES, "0.5", "3")))]]) as ws:
+        argv = [a if a != "0" else "0.3" for a in ws_args(ws.url, YES, NO)]  # --metrics-every 0.3
+        feed = Feed(*argv)
+        feed.until(lambda r: r["type"] == "metric" and r["name"] == "polymarket.clob.book_levels")
+        code, err = feed.stop()
+    assert code == 0, err
+    metrics = {r["name"]: r for r in feed.records if r["type"] == "metric"}
+    assert metrics["polymarket.clob.messages_received"]["value"] >= 2
+    assert metrics["polymarket.clob.connection_status"]["value"] == 1
+    assert metrics["polymarket.clob.reconnects"]["value"] == 0
+    assert "polymarket.clob.lag_ms" in metrics
+    levels = {r["labels"]["asset"]: r["value"] for r in feed.records if r.get("name") == "polymarket.clob.book_levels"}
+    assert levels == {YES: 6, NO: 5}
+    beats = [r for r in feed.records if r["type"] == "feed_status" and r.get("detail") == "heartbeat"]
+    assert beats and beats[0]["state"] == "live"
