@@ -122,6 +122,7 @@ class FakeClob:
         self.heartbeats = 0
         self.balances: dict[str, dict[str, Any]] = {}
         self.ratelimit_warning = False
+        self.retry_after_429 = "0"
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.url = ""
@@ -223,7 +224,7 @@ class FakeClob:
         if fault in ("425", "500"):
             return web.json_response({"error": "Too Early" if fault == "425" else "there are no matching orders"}, status=int(fault))
         if fault == "429":
-            return web.json_response({"error": "Too Many Requests"}, status=429, headers={"Retry-After": "0"})
+            return web.json_response({"error": "Too Many Requests"}, status=429, headers={"Retry-After": self.retry_after_429})
         if fault == "503":
             return web.json_response(
                 {"error": "Trading is currently cancel-only. Please try again later.", "code": "cancel_only"}, status=503, headers={"Retry-After": "0"}

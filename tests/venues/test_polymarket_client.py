@@ -276,3 +276,49 @@ def test_fake_accepts_proxy_safe_and_deposit_wallet_orders(sig_type: int) -> Non
             await client.post_order(forged.build(TOKEN_NR, "BUY", "0.5", "10", "0.005", neg_risk=True))
 
     run(body)
+
+
+def test_backoff_schedule_and_retry_after_are_honoured() -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(d: float) -> None:
+        slept.append(d)
+
+    async def body(fake: FakeClob, client: ClobClient, b: OrderBuilder) -> None:
+        client.sleep = fake_sleep
+        client.retry = RetryPolicy(attempts=8, backoff_base=1.0, backoff_max=30.0, retry_after_cap=60.0)
+        fake.inject("POST", "/order", "425", times=3)
+        res = await client.post_order(b.build(TOKEN, "BUY", "0.40", "10", "0.01"))
+        assert res["success"]
+        assert slept == [1.0, 2.0, 4.0]  # 1 s doubling (to 30 s)
+        slept.clear()
+        fake.retry_after_429 = "7"
+        fake.inject("GET", "/data/orders", "429")
+        await client.open_orders()
+        assert slept == [7.0]  # exactly what Retry-After said
+        slept.clear()
+        fake.inject("GET", "/data/orders", "425", times=7)
+        await client.open_orders()
+        assert slept == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+    run(body)
+
+
+def test_client_throttles_itself_to_the_tier() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(d: float) -> None:
+        slept.append(d)
+        now[0] += d
+
+    async def body(fake: FakeClob, client: ClobClient, b: OrderBuilder) -> None:
+        client.limiter = RateLimiter(tier="standard", clock=lambda: now[0], sleep=fake_sleep)
+        signed = [b.build(TOKEN, "BUY", f"0.{10 + i % 80:02d}", "5", "0.01") for i in range(100)]
+        for s in signed:
+            assert (await client.post_order(s))["success"]
+        # burst 60, then 40 orders/s: the last 40 orders wait about a second in total
+        assert 0.9 < sum(slept) < 1.1 and client.limiter.waited == sum(slept)
+        assert fake.requests.count(("POST", "/order")) == 100  # throttled, never refused
+
+    run(body)

@@ -90,7 +90,8 @@ class TokenBucket:
         if cost > self.capacity:
             raise ClobError(0, f"request cost {cost} exceeds the bucket's burst {self.capacity:g}: it can never succeed")
         self._refill()
-        return 0.0 if self.tokens >= cost else (cost - self.tokens) / self.rate
+        deficit = cost - self.tokens
+        return 0.0 if deficit <= 1e-9 * max(1.0, cost) else deficit / self.rate  # float dust is no wait
 
     def take(self, cost: float) -> None:
         self._refill()
@@ -140,7 +141,10 @@ class RateLimiter:
         limits: dict[tuple[str, str], list[tuple[int, float]]] | None = None,
         tier: str | None = "standard",
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self.sleep = sleep
+        self.waited = 0.0  # seconds spent throttled (observability)
         self.buckets: dict[tuple[str, str], list[TokenBucket]] = {
             key: [TokenBucket(n, n / window, clock) for n, window in windows]
             for key, windows in (PUBLISHED_LIMITS if limits is None else limits).items()
@@ -169,7 +173,8 @@ class RateLimiter:
                 for b, c in buckets:
                     b.take(c)
                 return
-            await asyncio.sleep(wait)
+            self.waited += wait
+            await self.sleep(wait)
 
 
 def unlimited() -> RateLimiter:
@@ -220,9 +225,11 @@ class ClobClient:
         retry: RetryPolicy | None = None,
         log: Callable[[str], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         import httpx
 
+        self.sleep = sleep  # injectable: tests record the backoff instead of waiting
         self.host = host.rstrip("/")
         self.signer = signer
         self.creds = creds
@@ -310,7 +317,7 @@ class ClobClient:
                 last = ResponseLost(0, f"{method} {path}: no response ({type(exc).__name__}: {exc})")
                 if not idempotent:
                     raise last from None
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
                 delay = min(delay * 2, self.retry.backoff_max)
                 continue
             status = resp.status_code
@@ -328,15 +335,15 @@ class ClobClient:
             err = self._error(resp)
             last = err
             if status == 425:
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
                 delay = min(delay * 2, self.retry.backoff_max)
                 continue
             if status == 429:
                 wait = err.retry_after if err.retry_after is not None else self.retry.retry_after_default
-                await asyncio.sleep(min(wait, self.retry.retry_after_cap))
+                await self.sleep(min(wait, self.retry.retry_after_cap))
                 continue
             if status >= 500 and status != 503 and idempotent:
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
                 delay = min(delay * 2, self.retry.backoff_max)
                 continue
             raise err
@@ -434,7 +441,7 @@ class ClobClient:
         raise ResponseLost(0, f"order {signed.order_hash}: no answer after {self.retry.attempts} attempts")
 
     async def _lookup_after_loss(self, order_hash: str, attempt: int) -> dict[str, Any] | None:
-        await asyncio.sleep(min(self.retry.backoff_base * (2**attempt), self.retry.backoff_max))
+        await self.sleep(min(self.retry.backoff_base * (2**attempt), self.retry.backoff_max))
         found = await self.get_order(order_hash)
         if found is not None:
             self.stats.recovered_by_lookup += 1
@@ -462,7 +469,7 @@ class ClobClient:
             except (ResponseLost, ClobError) as exc:
                 if isinstance(exc, ClobUnavailable) or (not isinstance(exc, ResponseLost) and exc.status < 500):
                     raise
-                await asyncio.sleep(min(self.retry.backoff_base * (2**attempt), self.retry.backoff_max))
+                await self.sleep(min(self.retry.backoff_base * (2**attempt), self.retry.backoff_max))
                 still = []
                 for s, t, p in pending:
                     found = await self.get_order(s.order_hash)
