@@ -79,8 +79,9 @@ class RiskCheck(Stage):
         self.book_ts: dict[str, int] = {}
         self.asset_market: dict[str, str] = {}
         self.market_assets: dict[str, set[str]] = {}
-        # open orders: id -> [asset, sgn, remaining, price, market]
-        self.open: dict[str, list[Any]] = {}
+        # open orders: id -> (asset, sgn, remaining, price, market)
+        # (tuples of atoms: the garbage collector stops tracking them, which matters with many open orders)
+        self.open: dict[str, tuple[str, float, float, float, str]] = {}
         self.open_buy: dict[str, float] = {}
         self.open_sell: dict[str, float] = {}
         self.open_n_asset: dict[str, int] = {}
@@ -290,7 +291,7 @@ class RiskCheck(Stage):
         if violations is not None:
             return self._deny(rec, oid, now, violations)
         # approved: track it as open until exec says otherwise
-        self.open[oid] = [asset, sgn, size, price, market]
+        self.open[oid] = (asset, sgn, size, price, market)
         if sgn > 0:
             self.open_buy[asset] = same_open + size
         else:
@@ -397,16 +398,17 @@ class RiskCheck(Stage):
             self._update_expo(asset)
         order = self.open.get(oid)
         if order is not None:
-            order[2] -= size
+            left = order[2] - size
             self._reduce_open(order, size)
-            if order[2] <= EPS:
+            self.open[oid] = (order[0], order[1], left, order[3], order[4])
+            if left <= EPS:
                 self._close(oid)
         self._refresh(asset)
         if self.loss_policies:
             return [rec, *self._check_loss()]
         return (rec,)
 
-    def _reduce_open(self, order: list[Any], size: float) -> None:
+    def _reduce_open(self, order: tuple[str, float, float, float, str], size: float) -> None:
         asset = order[0]
         book = self.open_buy if order[1] > 0 else self.open_sell
         left = book.get(asset, 0.0) - size
