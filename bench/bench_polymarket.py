@@ -40,6 +40,22 @@ def timed(fn: Any, n: int) -> list[float]:
     return out
 
 
+def least_disturbed(fn: Any, rounds: int, n: int) -> tuple[float, float]:
+    import gc
+
+    best: tuple[float, float] | None = None
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            p50, p99 = percentiles(timed(fn, n), 50, 99)
+            if best is None or p99 < best[1]:
+                best = (p50, p99)
+    finally:
+        gc.enable()
+    assert best is not None
+    return best
+
+
 def bench_sign() -> None:
     signer = sg.Signer(KEY)
     domain = sg.exchange_domain(137, False)
@@ -49,8 +65,9 @@ def bench_sign() -> None:
         sg.sign_order(o, signer, domain)
 
     timed(ours, 200)  # warm-up
-    samples = timed(ours, 5000)
-    p50, p99 = percentiles(samples, 50, 99)
+    # 2 cores shared with other work: several rounds, GC off, the least disturbed round's
+    # quantiles (the same rule as bench.common.best_of)
+    p50, p99 = least_disturbed(ours, rounds=7, n=2000)
     base50 = base99 = None
     try:
         from eth_account import Account
@@ -86,8 +103,7 @@ def bench_sign() -> None:
         }
         assert "0x" + acct.sign_typed_data(dom, types, msg0).signature.hex().removeprefix("0x") == mine
         timed(theirs, 20)
-        base = timed(theirs, 500)
-        base50, base99 = percentiles(base, 50, 99)
+        base50, base99 = least_disturbed(theirs, rounds=5, n=300)
     except ImportError:
         pass
     report("sign V2 order p50", p50 * 1e6, "µs", "eth-account sign_typed_data p50" if base50 else None,
