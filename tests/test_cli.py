@@ -104,3 +104,25 @@ def test_every_command_has_a_man_page_with_its_options(argv: tuple[str, ...]) ->
     for word in help_text.split():
         if word.startswith("--") and word.strip(",") != "--help":
             assert word.strip(",").replace("-", "\\-") in page, word
+
+
+def test_lazy_command_map_matches_the_modules() -> None:
+    from agkit.cli.app import COMMAND_MODULES, COMMANDS, module_commands
+
+    actual = {name: m for m in COMMAND_MODULES for name in module_commands(m).commands}
+    assert actual == COMMANDS
+    helpers = {"agkit.cli.app", "agkit.cli.options", "agkit.cli.__init__"}
+    modules = {f"agkit.cli.{p.stem}" for p in (ROOT / "agkit" / "cli").glob("*.py")} - helpers
+    registering = {m for m in modules if "def register(" in (ROOT / "agkit" / "cli" / (m.split(".")[-1] + ".py")).read_text()}
+    assert registering == set(COMMAND_MODULES), "add the module's commands to COMMANDS in agkit/cli/app.py"
+
+
+def test_a_stage_builds_only_its_own_command() -> None:
+    code = "import sys; from agkit.cli.app import run; run(['pass']); print(sorted(m for m in sys.modules if m.startswith('agkit.cli.')))"
+    import subprocess
+    import sys
+
+    from tests.helpers import agkit_env
+
+    proc = subprocess.run([sys.executable, "-c", code], input=b"", capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60)
+    assert proc.stdout.decode().strip() == "['agkit.cli.app', 'agkit.cli.basic', 'agkit.cli.options']"

@@ -1,8 +1,10 @@
 """The `agkit` command: a thin typer layer over the library.
 
-Each command module under agkit/cli/ has a `register(app)`; add new ones to
-COMMAND_MODULES. Command bodies import the library lazily: every stage in a pipe
-pays start-up, so importing `agkit.cli.app` must stay cheap.
+Each command module under agkit/cli/ has a `register(app)`. COMMANDS maps every
+top-level command name to the module that registers it, so a stage in a pipe imports
+and builds only its own command: every stage pays Python's start-up, and building
+the whole tree would cost more than the rest of it. `tests/test_cli.py` fails when
+the map and the modules disagree. Command bodies import the library lazily too.
 """
 
 from __future__ import annotations
@@ -10,24 +12,64 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+import typer.core
+import typer.main
 
 from agkit import __version__
 
-COMMAND_MODULES = [
-    "agkit.cli.basic",
-    "agkit.cli.exec",
-    "agkit.cli.risk",
-    "agkit.cli.feed",
-    "agkit.cli.monitor",
-    "agkit.cli.store",
-    "agkit.cli.strategy",
-    "agkit.cli.backtest",
-    "agkit.cli.venue",
-    "agkit.cli.run",
-]
+COMMANDS = {  # name -> module, in the order `agkit --help` lists them
+    "feed": "agkit.cli.feed",
+    "markets": "agkit.cli.feed",
+    "strategy": "agkit.cli.strategy",
+    "risk-check": "agkit.cli.risk",
+    "risk": "agkit.cli.risk",
+    "exec": "agkit.cli.exec",
+    "orders": "agkit.cli.venue",
+    "cancel": "agkit.cli.venue",
+    "balance": "agkit.cli.venue",
+    "auth": "agkit.cli.venue",
+    "store": "agkit.cli.store",
+    "monitor": "agkit.cli.monitor",
+    "backtest": "agkit.cli.backtest",
+    "run": "agkit.cli.run",
+    "schema": "agkit.cli.basic",
+    "validate": "agkit.cli.basic",
+    "pass": "agkit.cli.basic",
+}
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
+
+
+def module_commands(module: str) -> click.Group:
+    """The click commands one module registers (built on demand)."""
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    sub.callback()(lambda: None)  # a callback keeps typer from collapsing one command into the root
+    importlib.import_module(module).register(sub)
+    group = typer.main.get_command(sub)
+    assert isinstance(group, click.Group)
+    return group
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            for name, cmd in module_commands(COMMANDS[cmd_name]).commands.items():
+                cmd.name = name
+                self.commands[name] = cmd
+        return self.commands.get(cmd_name)
+
+    def load_all(self) -> None:
+        for name in COMMANDS:
+            self.get_command(click.Context(self), name)
+
 
 EPILOG = "Exit status: 0 ok, 1 error, 2 usage, 3 bad input, 4 venue, 5 config, 130 interrupted. See man agkit."
 
@@ -41,6 +83,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # never print locals: they can hold venue secrets
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=LazyGroup,
 )
 
 
@@ -62,13 +105,12 @@ def _root(
     """Polymarket trading-bot toolkit: composable commands over NDJSON pipes."""
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
-
-
-def command() -> object:
-    """The click command tree (for man pages and tests)."""
-    return typer.main.get_command(app)
+def command() -> LazyGroup:
+    """The whole click command tree, every module loaded (for man pages, `run`, tests)."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, LazyGroup)
+    root.load_all()
+    return root
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
     from agkit.errors import AgkitError
     from agkit.exit_codes import ExitCode
 
-    cmd = typer.main.get_command(app)
+    cmd = typer.main.get_command(app)  # commands load lazily, as they are invoked
     default_map = _config_defaults()
     try:
         rv = cmd.main(args=argv, prog_name="agkit", standalone_mode=False, default_map=default_map)
