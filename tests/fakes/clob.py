@@ -123,6 +123,7 @@ class FakeClob:
         self.balances: dict[str, dict[str, Any]] = {}
         self.ratelimit_warning = False
         self.retry_after_429 = "0"
+        self.post_delay = 0.0  # hold POST /order answers back (user-channel events win the race)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.url = ""
@@ -524,7 +525,10 @@ class FakeClob:
         order, err, status = self._check_order(acc, item)
         if order is None:
             return web.json_response(err, status=status)
-        return web.json_response(self._place(acc, order))
+        placed = self._place(acc, order)
+        if self.post_delay:
+            await asyncio.sleep(self.post_delay)
+        return web.json_response(placed)
 
     def _mode_blocks(self, item: Any) -> web.Response | None:
         if self.mode is None:

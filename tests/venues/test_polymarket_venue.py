@@ -511,3 +511,21 @@ def test_orders_waiting_for_the_channel_are_answered_at_stop() -> None:
         await fake.stop()
 
     asyncio.run(main())
+
+
+def test_fak_remainder_cancel_that_beats_the_http_answer() -> None:
+    async def body(fake: FakeClob, h: Harness) -> None:
+        await h.until(lambda: fake.ws_connects == 1)
+        h.send(book())
+        fake.add_liquidity(TOKEN, "SELL", "0.50", "10")
+        fake.post_delay = 0.3  # fill and cancellation events arrive before the answer
+        cid = h.submit("buy", 0.50, 20, "FAK")
+        await h.until(lambda: len(h.of("order_canceled", cid)) == 1)
+        seq = [r["type"] for r in h.out if r.get("id") == cid and r["type"] != "position"]
+        assert seq == ["order_accepted", "order_filled", "order_canceled"]
+        assert h.of("order_filled", cid)[0]["size"] == 10
+        assert h.of("order_canceled", cid)[0]["reason"] == "canceled by the venue"
+        await asyncio.sleep(0.1)
+        assert len(h.of("order_canceled", cid)) == 1
+
+    scenario(body)

@@ -578,7 +578,10 @@ class PolymarketVenue(Venue):
             reason = status_raw.split("_", 1)[1] if status_raw.upper().startswith("CANCELED_") else "canceled by the venue"
             ts = _ts_us(ev.get("timestamp"), self._now())
             if not e.acked:
-                return  # the HTTP answer decides; a cancellation follows it
+                # beat the HTTP answer (a FAK remainder): kept until the acceptance is out
+                if not any(isinstance(x, Canceled) for x in e.held):
+                    e.held.append(Canceled(e.req.id, ts, None if e.cancel_requested else reason))
+                return
             exp = e.signed.order.expiration if e.signed else 0
             if e.req.tif == "GTD" and exp and not e.cancel_requested and time.time() >= exp - 1 and not e.terminal:
                 e.terminal = True
@@ -639,6 +642,10 @@ class PolymarketVenue(Venue):
                 self._emit(ev)
 
     def _emit_fill_event(self, e: _Entry, ev: VenueEvent) -> None:
+        if isinstance(ev, Canceled):
+            if e.terminal:
+                return
+            e.terminal = True
         if isinstance(ev, Filled):
             e.filled += am.dec(ev.size)
             if e.filled >= e.req.size:
