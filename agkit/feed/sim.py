@@ -89,6 +89,7 @@ class _Market:
         "last_us",
         "m",
         "no",
+        "p",
         "resolved",
         "tick",
         "x",
@@ -102,6 +103,7 @@ class _Market:
         self.no = _token_id(cfg.seed, index, "no")
         p0 = rng.uniform(0.12, 0.88)
         self.x = _logit(p0)  # latent probability, logit space
+        self.p = _sigmoid(self.x)
         self.m = p0  # the market makers' estimate
         self.drift = rng.gauss(0.0, 0.15) / 3600.0  # logit units per second
         self.half_spread = rng.choice((0.01, 0.015, 0.02))
@@ -113,9 +115,6 @@ class _Market:
         self.asks: dict[int, float] = {}
         self.resolved = False
 
-    @property
-    def p(self) -> float:
-        return _sigmoid(self.x)
 
 
 class Simulator:
@@ -205,21 +204,23 @@ class Simulator:
         left = max((mk.expiry_us - t) / 1e6, 0.0) / horizon
         sigma = self.cfg.volatility / 60.0 / math.sqrt(max(left, 0.02))  # per sqrt(second)
         x = mk.x + mk.drift * dt + sigma * math.sqrt(dt) * rng.gauss(0.0, 1.0)
-        if rng.random() < dt / 1200.0:  # small jumps, ~every 20 minutes
+        u = rng.random()
+        if u < dt / 1200.0:  # small jumps, ~every 20 minutes
             x += rng.gauss(0.0, 0.35)
-        if rng.random() < dt / 7200.0:  # news shocks, ~every 2 hours
+        elif u > 1.0 - dt / 7200.0:  # news shocks, ~every 2 hours
             x += rng.choice((-1.0, 1.0)) * rng.uniform(0.8, 2.0)
         if left < 0.1:  # information arrives as expiry nears: the market heads for 0 or 1
             tau = max((mk.expiry_us - t) / 1e6, 30.0)
             x += math.copysign(2.0 * dt / tau, x)
-        mk.x = min(max(x, -7.0), 7.0)
+        mk.x = x = -7.0 if x < -7.0 else (7.0 if x > 7.0 else x)
+        mk.p = p = _sigmoid(x)
         catch_up = 1.0 - math.exp(-dt / 8.0)  # makers learn p with an 8 s time constant
-        mk.m += (mk.p - mk.m) * catch_up
+        mk.m += (p - mk.m) * catch_up
 
-    def _step(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+    def _step(self, mk: _Market, t: int) -> list[dict[str, Any]]:
         self._evolve(mk, t)
         rng = self.rng
-        yield from self._retick(mk, t)
+        out = self._retick(mk, t) if (mk.m < COARSE_FROM or mk.m > COARSE_TO) == (mk.tick == COARSE) else []
         trades: list[dict[str, Any]] = []
         best_bid = max(mk.bids) if mk.bids else None
         best_ask = min(mk.asks) if mk.asks else None
@@ -231,11 +232,13 @@ class Simulator:
             trades = self._take(mk, t, buy_yes=False, informed=True)
         elif rng.random() < 0.25:
             trades = self._take(mk, t, buy_yes=rng.random() < 0.5, informed=False)
-        yield from trades
+        if trades:
+            out += trades
         self._requote(mk, rng)
-        yield from self._books(mk, t)
+        out += self._books(mk, t)
+        return out
 
-    def _retick(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+    def _retick(self, mk: _Market, t: int) -> list[dict[str, Any]]:
         m = mk.m
         new = mk.tick
         if mk.tick == COARSE and (m < FINE_BELOW or m > FINE_ABOVE):
@@ -243,13 +246,13 @@ class Simulator:
         elif mk.tick == FINE and COARSE_FROM <= m <= COARSE_TO:
             new = COARSE
         if new == mk.tick:
-            return
+            return []
         old, mk.tick = mk.tick, new
         if new == COARSE:  # levels between the coarse ticks are no longer valid prices
             mk.bids = {k: v for k, v in mk.bids.items() if k % COARSE == 0}
             mk.asks = {k: v for k, v in mk.asks.items() if k % COARSE == 0}
-        for asset in (mk.yes, mk.no):
-            yield {
+        return [
+            {
                 "type": "tick_size_changed",
                 "ts_event": t,
                 "ts_init": t,
@@ -259,6 +262,8 @@ class Simulator:
                 "old_tick_size": PRICE[old],
                 "new_tick_size": PRICE[new],
             }
+            for asset in (mk.yes, mk.no)
+        ]
 
     def _take(self, mk: _Market, t: int, buy_yes: bool, informed: bool) -> list[dict[str, Any]]:
         """An aggressive order sweeping up to three levels; one trade record per level.
@@ -313,72 +318,88 @@ class Simulator:
         """Makers re-centre on m: pull crossing levels, refill the top, jiggle sizes."""
         tick = mk.tick
         lo, hi = tick, UNIT - tick
-        half = max(mk.half_spread * UNIT, tick)
-        bid0 = math.floor((mk.m * UNIT - half) / tick) * tick
-        ask0 = math.ceil((mk.m * UNIT + half) / tick) * tick
-        bid0 = min(max(bid0, lo), hi - tick)
-        ask0 = min(max(ask0, bid0 + tick), hi)
+        half = mk.half_spread * UNIT
+        if half < tick:
+            half = tick
+        m_units = mk.m * UNIT
+        bid0 = math.floor((m_units - half) / tick) * tick
+        ask0 = math.ceil((m_units + half) / tick) * tick
+        if bid0 < lo:
+            bid0 = lo
+        elif bid0 > hi - tick:
+            bid0 = hi - tick
+        if ask0 <= bid0:
+            ask0 = bid0 + tick
+        elif ask0 > hi:
+            ask0 = hi
         bids, asks = mk.bids, mk.asks
-        for k in [k for k in bids if k > bid0]:
-            del bids[k]
-        for k in [k for k in asks if k < ask0]:
-            del asks[k]
+        if bids and max(bids) > bid0:
+            for k in [k for k in bids if k > bid0]:
+                del bids[k]
+        if asks and min(asks) < ask0:
+            for k in [k for k in asks if k < ask0]:
+                del asks[k]
         depth = self.cfg.depth
+        random_ = rng.random
+        deep = fill > 0.5 or random_() < 0.3  # the deeper book is refilled now and then
         for side, top, step in ((bids, bid0, -tick), (asks, ask0, tick)):
-            for j in range(depth):
-                k = top + j * step
-                if k < lo or k > hi:
-                    break
-                if k not in side and (j == 0 or rng.random() < fill):
-                    side[k] = self._size(j)
+            if top not in side:
+                side[top] = self._size(0)
+            if deep:
+                k = top
+                for j in range(1, depth):
+                    k += step
+                    if k < lo or k > hi:
+                        break
+                    if k not in side and random_() < fill:
+                        side[k] = self._size(j)
             if len(side) > depth + 4:  # the far end thins out
                 far = sorted(side, reverse=step > 0)
                 for k in far[: len(side) - depth - 4]:
                     del side[k]
+        min_size = self.cfg.min_size
         for side in (bids, asks):  # a few makers resize
-            if side and rng.random() < 0.6:
-                keys = sorted(side)
-                k = keys[rng.randrange(len(keys))]
-                side[k] = round(max(self.cfg.min_size, side[k] * rng.uniform(0.6, 1.6)), 2)
+            if side and random_() < 0.6:
+                k = rng.choice(tuple(side))
+                size = round(side[k] * rng.uniform(0.6, 1.6), 2)
+                side[k] = size if size > min_size else min_size
 
     def _size(self, level: int) -> float:
         size = self.cfg.min_size * math.exp(self.rng.gauss(2.0 + 0.15 * level, 0.9))
         return round(max(size, self.cfg.min_size), 2)
 
-    def _books(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+    def _books(self, mk: _Market, t: int) -> list[dict[str, Any]]:
         depth = self.cfg.depth
         bid_keys = sorted(mk.bids, reverse=True)
         ask_keys = sorted(mk.asks)
         bids, asks = mk.bids, mk.asks
         tick = PRICE[mk.tick]
-        common = {
-            "venue": self.cfg.venue,
-            "market": mk.condition,
-        }
-        yield {
+        venue, market, min_size = self.cfg.venue, mk.condition, self.cfg.min_size
+        self.metrics.messages += 2
+        self.metrics._window_messages += 2
+        return [{
             "type": "book",
             "ts_event": t,
             "ts_init": t,
-            **common,
+            "venue": venue,
+            "market": market,
             "asset": mk.yes,
             "bids": [[PRICE[k], bids[k]] for k in bid_keys[:depth]],
             "asks": [[PRICE[k], asks[k]] for k in ask_keys[:depth]],
             "tick_size": tick,
-            "min_size": self.cfg.min_size,
-        }
-        yield {
+            "min_size": min_size,
+        }, {
             "type": "book",
             "ts_event": t,
             "ts_init": t,
-            **common,
+            "venue": venue,
+            "market": market,
             "asset": mk.no,
             "bids": [[PRICE[UNIT - k], asks[k]] for k in ask_keys[:depth]],
             "asks": [[PRICE[UNIT - k], bids[k]] for k in bid_keys[:depth]],
             "tick_size": tick,
-            "min_size": self.cfg.min_size,
-        }
-        self.metrics.messages += 2
-        self.metrics._window_messages += 2
+            "min_size": min_size,
+        }]
 
     def _resolve(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
         mk.resolved = True
@@ -446,6 +467,23 @@ class SimFeed(SourceStage):
         sim = Simulator(self.cfg)
         emit = self.emit
         if not self.realtime:
+            runner = self._runner
+            if runner is not None and self._rec_file is None:  # the hot path: straight into stdout's buffer
+                import orjson
+
+                dumps, nl = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+                buf = runner.out.buf
+                n = 0
+                for rec in sim.records():
+                    buf += dumps(rec, option=nl)
+                    n += 1
+                    if n >= 2048:
+                        n = 0
+                        runner._flush()
+                        await self.wait_writable()
+                        buf = runner.out.buf
+                runner._flush()
+                return
             n = 0
             for rec in sim.records():
                 emit(rec)
