@@ -123,6 +123,7 @@ class FakeClob:
         self.balances: dict[str, dict[str, Any]] = {}
         self.ratelimit_warning = False
         self.retry_after_429 = "0"
+        self.ws_arrays = False  # frame events as JSON arrays
         self.post_delay = 0.0  # hold POST /order answers back (user-channel events win the race)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -753,7 +754,7 @@ class FakeClob:
         self.ws_clients = []
 
     def _send(self, api_key: str, event: dict[str, Any]) -> None:
-        text = json.dumps(event)
+        text = json.dumps([event] if self.ws_arrays else event)  # the venue sends both shapes
         for ws, key in list(self.ws_clients):
             queue = self._queues.get(id(ws))
             if key == api_key and not ws.closed and queue is not None:

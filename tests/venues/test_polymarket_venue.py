@@ -118,8 +118,10 @@ def book(tick: float = 0.01, min_size: float = 5) -> dict[str, Any]:
             "bids": [], "asks": [], "tick_size": tick, "min_size": min_size}
 
 
-def test_accept_fill_confirm_and_fail_reverses_position() -> None:
+@pytest.mark.parametrize("arrays", [False, True], ids=["object-frames", "array-frames"])
+def test_accept_fill_confirm_and_fail_reverses_position(arrays: bool) -> None:
     async def body(fake: FakeClob, h: Harness) -> None:
+        fake.ws_arrays = arrays
         await h.until(lambda: fake.ws_connects == 1 and h.venue.reconciliations >= 2)
         h.send(book())
         fake.add_liquidity(TOKEN, "SELL", "0.50", "10")
