@@ -67,7 +67,7 @@ def bench_sign() -> None:
     timed(ours, 200)  # warm-up
     # 2 cores shared with other work: several rounds, GC off, the least disturbed round's
     # quantiles (the same rule as bench.common.best_of)
-    p50, p99 = least_disturbed(ours, rounds=7, n=2000)
+    p50, p99 = least_disturbed(ours, rounds=30, n=500)
     base50 = base99 = None
     try:
         from eth_account import Account
