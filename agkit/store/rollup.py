@@ -93,9 +93,9 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
         return 0
     for period, width in PERIODS:
         store.execute(
-            "DELETE FROM bars WHERE source = ? AND period = ? AND EXISTS (SELECT 1 FROM agkit_aff a "
-            "WHERE a.period = bars.period AND a.asset = bars.asset AND a.bucket = bars.bucket)",
-            (source, period),
+            "DELETE FROM bars WHERE source = ? AND period = ? AND (asset, bucket) IN "
+            "(SELECT a.asset, a.bucket FROM agkit_aff a WHERE a.period = ?)",
+            (source, period, period),
         )
         if period == "1m":
             store.execute(
@@ -110,6 +110,7 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
                 "GROUP BY asset, bucket",
                 (source,),
             )
+            store.analyze("bars")  # fresh statistics: the coarser periods join against them
             continue
         prev = {"1h": "1m", "1d": "1h"}[period]
         store.execute(
@@ -149,8 +150,8 @@ def _metrics(store: Store, lo: int, hi: int) -> int:
     if not n:
         return 0
     store.execute(
-        "DELETE FROM metric_aggs WHERE EXISTS (SELECT 1 FROM agkit_maff a WHERE a.period = metric_aggs.period "
-        "AND a.name = metric_aggs.name AND a.labels = metric_aggs.labels AND a.bucket = metric_aggs.bucket)"
+        "DELETE FROM metric_aggs WHERE (period, name, labels, bucket) IN "
+        "(SELECT a.period, a.name, a.labels, a.bucket FROM agkit_maff a)"
     )
     store.execute(
         "INSERT INTO metric_aggs (period, name, labels, bucket, n, total, min, max, avg, last, last_ts) "
@@ -162,6 +163,7 @@ def _metrics(store: Store, lo: int, hi: int) -> int:
         f"AND m.ts_event >= a.bucket AND m.ts_event < a.bucket + {HOUR_US} WHERE a.period = '1h') x "
         "GROUP BY name, labels, bucket"
     )
+    store.analyze("metric_aggs")
     store.execute(
         "INSERT INTO metric_aggs (period, name, labels, bucket, n, total, min, max, avg, last, last_ts) "
         "SELECT '1d', name, labels, db, sum(n), sum(total), min(min), max(max), sum(total) / sum(n), "
