@@ -14,6 +14,7 @@ same command lines as separate processes and wires the feedback FIFO itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -58,7 +59,9 @@ def load_pipeline(spec: str) -> list[list[str]]:
         if isinstance(doc, dict) and isinstance(doc.get("pipeline"), str):
             return split_pipeline(doc["pipeline"])
         if isinstance(doc, dict) and isinstance(doc.get("stages"), list):
-            return [shlex.split(s) if isinstance(s, str) else [str(a) for a in s] for s in doc["stages"]]
+            return [
+                shlex.split(s) if isinstance(s, str) else [str(a) for a in s] for s in doc["stages"]
+            ]
         raise UsageError(f"{spec}: expected `pipeline: <text>` or `stages: [command lines]`")
     return split_pipeline(spec)
 
@@ -66,8 +69,7 @@ def load_pipeline(spec: str) -> list[list[str]]:
 def _command_for(segment: list[str]) -> click.Command:
     from agkit.cli.app import command
 
-    cmd = command()
-    assert isinstance(cmd, click.Command)
+    cmd: click.Command = command()
     for token in segment:
         if not isinstance(cmd, click.Group) or token not in cmd.commands:
             break
@@ -80,7 +82,6 @@ def build_runners(segments: list[list[str]]) -> list[PipeRunner]:
     from agkit.cli.app import command
 
     root = command()
-    assert isinstance(root, click.Command)
     runners = []
     for seg in segments:
         with capture_runners() as got:
@@ -89,7 +90,9 @@ def build_runners(segments: list[list[str]]) -> list[PipeRunner]:
             except click.ClickException as exc:
                 raise UsageError(f"in `{' '.join(seg)}`: {exc.format_message()}") from None
         if len(got) != 1:
-            raise UsageError(f"`{' '.join(seg)}` is not a stage (it does not read and write records)")
+            raise UsageError(
+                f"`{' '.join(seg)}` is not a stage (it does not read and write records)"
+            )
         runners.append(got[0])
     return runners
 
@@ -128,14 +131,18 @@ def run_processes(segments: list[list[str]]) -> int:
             segments[fb] += ["--feedback", fifo]
         if "--merge" not in segments[0]:
             if not any(p.name == "merge" for p in _command_for(segments[0]).params):
-                raise UsageError(f"`{' '.join(segments[0])}` takes no --merge, so fills cannot reach the strategy")
+                raise UsageError(
+                    f"`{' '.join(segments[0])}` takes no --merge, so fills cannot reach the strategy"
+                )
             segments[0] += ["--merge", fifo]
     procs: list[subprocess.Popen[bytes]] = []
     stdin: Any = None
     for i, seg in enumerate(segments):
         last = i == len(segments) - 1
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agkit", *seg], stdin=stdin, stdout=None if last else subprocess.PIPE
+            [sys.executable, "-m", "agkit", *seg],
+            stdin=stdin,
+            stdout=None if last else subprocess.PIPE,
         )
         if stdin is not None:
             stdin.close()  # the child holds it now
@@ -153,9 +160,7 @@ def run_processes(segments: list[list[str]]) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(fifo)
-        except FileNotFoundError:
-            pass
         os.rmdir(tmp)
     return next((c for c in codes if c not in (0, -signal.SIGPIPE)), 0)

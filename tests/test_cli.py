@@ -40,7 +40,9 @@ def test_bad_input_exits_3_without_traceback() -> None:
 def test_env_sets_defaults_and_flags_win() -> None:
     data = b'{"type":"x"}\nnope\n'
     assert run_agkit("pass", input=data, AGKIT_ON_ERROR="fail").returncode == 3
-    assert run_agkit("pass", "--on-error", "skip", input=data, AGKIT_ON_ERROR="fail").returncode == 0
+    assert (
+        run_agkit("pass", "--on-error", "skip", input=data, AGKIT_ON_ERROR="fail").returncode == 0
+    )
 
 
 def test_config_file_sets_defaults_below_env(tmp_path: Path) -> None:
@@ -48,7 +50,9 @@ def test_config_file_sets_defaults_below_env(tmp_path: Path) -> None:
     cfg.write_text("pass:\n  on-error: fail\n")
     data = b'{"type":"x"}\nnope\n'
     assert run_agkit("pass", input=data, AGKIT_CONFIG=str(cfg)).returncode == 3
-    assert run_agkit("pass", input=data, AGKIT_CONFIG=str(cfg), AGKIT_ON_ERROR="skip").returncode == 0
+    assert (
+        run_agkit("pass", input=data, AGKIT_CONFIG=str(cfg), AGKIT_ON_ERROR="skip").returncode == 0
+    )
     cfg.write_text("pass: [broken\n")
     proc = run_agkit("pass", input=b"", AGKIT_CONFIG=str(cfg))
     assert b"not valid YAML" in proc.stderr
@@ -56,7 +60,9 @@ def test_config_file_sets_defaults_below_env(tmp_path: Path) -> None:
 
 def test_dotenv_and_secret_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = tmp_path / ".env"
-    env.write_text("# creds\nexport POLYMARKET_API_KEY='k-123'\nPOLYMARKET_API_SECRET=\"s=1\"\nBROKEN LINE\n")
+    env.write_text(
+        "# creds\nexport POLYMARKET_API_KEY='k-123'\nPOLYMARKET_API_SECRET=\"s=1\"\nBROKEN LINE\n"
+    )
     assert read_dotenv(env) == {"POLYMARKET_API_KEY": "k-123", "POLYMARKET_API_SECRET": "s=1"}
     monkeypatch.setenv("AGKIT_ENV_FILE", str(env))
     monkeypatch.delenv("POLYMARKET_API_KEY", raising=False)
@@ -81,7 +87,13 @@ def test_internal_errors_print_no_locals(tmp_path: Path) -> None:
 
     from tests.helpers import agkit_env
 
-    proc = subprocess.run([sys.executable, str(script)], input=b'{"type":"x"}\n', capture_output=True, env=agkit_env(), cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        input=b'{"type":"x"}\n',
+        capture_output=True,
+        env=agkit_env(),
+        cwd=ROOT,
+    )
     assert proc.returncode == ExitCode.ERROR
     assert b"SECRET-DO-NOT-PRINT" not in proc.stderr + proc.stdout
     assert b"Traceback" not in proc.stderr
@@ -113,8 +125,14 @@ def test_lazy_command_map_matches_the_modules() -> None:
     assert actual == COMMANDS
     helpers = {"agkit.cli.app", "agkit.cli.options", "agkit.cli.__init__"}
     modules = {f"agkit.cli.{p.stem}" for p in (ROOT / "agkit" / "cli").glob("*.py")} - helpers
-    registering = {m for m in modules if "def register(" in (ROOT / "agkit" / "cli" / (m.split(".")[-1] + ".py")).read_text()}
-    assert registering == set(COMMAND_MODULES), "add the module's commands to COMMANDS in agkit/cli/app.py"
+    registering = {
+        m
+        for m in modules
+        if "def register(" in (ROOT / "agkit" / "cli" / (m.split(".")[-1] + ".py")).read_text()
+    }
+    assert registering == set(COMMAND_MODULES), (
+        "add the module's commands to COMMANDS in agkit/cli/app.py"
+    )
 
 
 def test_a_stage_builds_only_its_own_command() -> None:
@@ -124,5 +142,14 @@ def test_a_stage_builds_only_its_own_command() -> None:
 
     from tests.helpers import agkit_env
 
-    proc = subprocess.run([sys.executable, "-c", code], input=b"", capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60)
-    assert proc.stdout.decode().strip() == "['agkit.cli.app', 'agkit.cli.basic', 'agkit.cli.options']"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=b"",
+        capture_output=True,
+        env=agkit_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert (
+        proc.stdout.decode().strip() == "['agkit.cli.app', 'agkit.cli.basic', 'agkit.cli.options']"
+    )

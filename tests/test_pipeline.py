@@ -17,7 +17,10 @@ PIPE = "feed sim --seed 3 --markets 2 --max-records 4000 | strategy mm | risk-ch
 
 
 def test_split_pipeline_respects_quotes_and_prefixes() -> None:
-    assert split_pipeline("agkit feed sim | strategy mm -P 'a=b|c'") == [["feed", "sim"], ["strategy", "mm", "-P", "a=b|c"]]
+    assert split_pipeline("agkit feed sim | strategy mm -P 'a=b|c'") == [
+        ["feed", "sim"],
+        ["strategy", "mm", "-P", "a=b|c"],
+    ]
     with pytest.raises(UsageError):
         split_pipeline("feed sim | | exec")
 
@@ -43,19 +46,32 @@ def test_run_in_one_process_trades_and_is_deterministic() -> None:
     b = run_agkit("run", PIPE, timeout=120)
 
     def stable(out: bytes) -> list[dict[str, object]]:
-        return [{k: v for k, v in r.items() if k != "ts_init"} for r in parse_ndjson(out) if r["type"] != "metric"]
+        return [
+            {k: v for k, v in r.items() if k != "ts_init"}
+            for r in parse_ndjson(out)
+            if r["type"] != "metric"
+        ]
 
     assert stable(a.stdout) == stable(b.stdout)
 
 
 def test_run_as_processes_wires_the_feedback_fifo() -> None:
     # separate processes see simulated time only if risk-check reads the event clock
-    proc = run_agkit("run", "--processes", PIPE.replace("default.yaml", "default.yaml --clock event"), timeout=120)
+    proc = run_agkit(
+        "run",
+        "--processes",
+        PIPE.replace("default.yaml", "default.yaml --clock event"),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     recs = parse_ndjson(proc.stdout)
     fills = [r for r in recs if r["type"] == "order_filled"]
-    assert fills and len({(f["id"], f["trade_id"]) for f in fills}) == len(fills)  # none repeated by the loop
-    assert all("_fb" not in r for r in recs if r["type"].startswith("order_"))  # loop copies stay in the loop
+    assert fills and len({(f["id"], f["trade_id"]) for f in fills}) == len(
+        fills
+    )  # none repeated by the loop
+    assert all(
+        "_fb" not in r for r in recs if r["type"].startswith("order_")
+    )  # loop copies stay in the loop
 
 
 def test_run_refuses_what_is_not_a_pipeline() -> None:
@@ -67,7 +83,9 @@ def test_run_refuses_what_is_not_a_pipeline() -> None:
 
 def test_minibot_example_runs(tmp_path: Path) -> None:
     text = (ROOT / "examples/minibot/minibot.yaml").read_text()
-    text = text.replace("--duration 1800", "--duration 120").replace("minibot.db", str(tmp_path / "m.db"))
+    text = text.replace("--duration 1800", "--duration 120").replace(
+        "minibot.db", str(tmp_path / "m.db")
+    )
     f = tmp_path / "minibot.yaml"
     f.write_text(text)
     proc = run_agkit("run", str(f), timeout=120)
@@ -80,11 +98,19 @@ def test_demo_script_without_a_terminal(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     proc = subprocess.run(
         [sys.executable, "examples/demo.py", "--db", str(db), "--sim-seconds", "300"],
-        capture_output=True, cwd=ROOT, env=agkit_env(), timeout=300,
+        capture_output=True,
+        cwd=ROOT,
+        env=agkit_env(),
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode()
     assert f"The data is in {db}" in out
-    stats = [r for r in parse_ndjson(b"\n".join(ln for ln in proc.stdout.splitlines() if ln.startswith(b'{"table"')))]
+    stats = [
+        r
+        for r in parse_ndjson(
+            b"\n".join(ln for ln in proc.stdout.splitlines() if ln.startswith(b'{"table"'))
+        )
+    ]
     rows = {r["table"]: r["rows"] for r in stats}
     assert rows["books"] > 0 and rows["order_events"] > 0

@@ -10,14 +10,29 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agkit.records import RECORD_TYPES, Book, OrderFilled, SubmitOrder, json_schema, parse, to_builtins
+from agkit.records import (
+    RECORD_TYPES,
+    Book,
+    OrderFilled,
+    SubmitOrder,
+    json_schema,
+    parse,
+    to_builtins,
+)
 from agkit.stream import decode_line, encode
 from tests.helpers import ndjson, run_agkit
 
 TRADE = {
-    "type": "trade", "ts_event": 1_700_000_000_000_000, "ts_init": 1_700_000_000_000_100, "venue": "polymarket",
-    "market": "0xabc", "asset": "71321045679252212594626385532706912750332728571942532289631379312455583992563",
-    "price": 0.52, "size": 10, "side": "buy", "trade_id": "t1",
+    "type": "trade",
+    "ts_event": 1_700_000_000_000_000,
+    "ts_init": 1_700_000_000_000_100,
+    "venue": "polymarket",
+    "market": "0xabc",
+    "asset": "71321045679252212594626385532706912750332728571942532289631379312455583992563",
+    "price": 0.52,
+    "size": 10,
+    "side": "buy",
+    "trade_id": "t1",
 }
 
 
@@ -50,20 +65,47 @@ def test_token_ids_stay_strings_and_round_trip() -> None:
     line = encode(rec)
     assert orjson.loads(line) == {**TRADE, "size": 10.0, "fee_rate_bps": None}
     with pytest.raises(ValueError):
-        parse({**TRADE, "asset": 71321045679252212594626385532706912750332728571942532289631379312455583992563})
+        parse(
+            {
+                **TRADE,
+                "asset": 71321045679252212594626385532706912750332728571942532289631379312455583992563,
+            }
+        )
 
 
 def test_struct_and_dict_encode_identically() -> None:
-    order = SubmitOrder(ts_event=1, ts_init=2, id="c1", strategy="mm", venue="paper", market="m", asset="a",
-                        side="buy", price=0.41, size=5.0)
+    order = SubmitOrder(
+        ts_event=1,
+        ts_init=2,
+        id="c1",
+        strategy="mm",
+        venue="paper",
+        market="m",
+        asset="a",
+        side="buy",
+        price=0.41,
+        size=5.0,
+    )
     assert orjson.loads(encode(order)) == orjson.loads(encode(to_builtins(order)))
     assert encode(order).endswith(b"\n") and encode(order).count(b"\n") == 1
 
 
 @given(st.floats(min_value=0.0001, max_value=0.9999), st.floats(min_value=0.01, max_value=1e6))
 def test_prices_survive_the_wire_exactly(price: float, size: float) -> None:
-    fill = OrderFilled(ts_event=1, ts_init=1, id="a", venue_order_id="v", trade_id="t", market="m", asset="x",
-                       side="sell", price=price, size=size, fee=0.0, liquidity="maker")
+    fill = OrderFilled(
+        ts_event=1,
+        ts_init=1,
+        id="a",
+        venue_order_id="v",
+        trade_id="t",
+        market="m",
+        asset="x",
+        side="sell",
+        price=price,
+        size=size,
+        fee=0.0,
+        liquidity="maker",
+    )
     back, _ = decode_line(encode(fill).rstrip(b"\n"))
     assert back is not None and back["price"] == price and back["size"] == size
 
@@ -83,7 +125,14 @@ def test_schema_command() -> None:
     proc = run_agkit("schema", "order_denied")
     assert proc.returncode == 0
     doc = orjson.loads(proc.stdout)
-    assert doc["$defs"]["OrderDenied"]["required"] == ["type", "ts_event", "ts_init", "id", "policy", "reason"]
+    assert doc["$defs"]["OrderDenied"]["required"] == [
+        "type",
+        "ts_event",
+        "ts_init",
+        "id",
+        "policy",
+        "reason",
+    ]
     bad = run_agkit("schema", "nope")
     assert bad.returncode == 2 and b"unknown record type" in bad.stderr
 

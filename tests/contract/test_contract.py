@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from tests.contract.commands import COMMANDS, STAGES, Spec
-from tests.helpers import agkit_argv, agkit_env, parse_ndjson, popen_agkit, run_agkit, ROOT
+from tests.helpers import ROOT, agkit_argv, agkit_env, parse_ndjson, popen_agkit, run_agkit
 
 FILTERS = {name: spec for name, spec in STAGES.items() if spec.kind == "filter"}
 SOURCES = {name: spec for name, spec in STAGES.items() if spec.kind == "source"}
@@ -46,7 +46,12 @@ def test_unknown_type_passes_through_unchanged(name: str) -> None:
 
 @pytest.mark.parametrize("name", FILTERS)
 def test_malformed_line_skip(name: str) -> None:
-    proc = run_agkit(*FILTERS[name].argv, "--on-error", "skip", input=UNKNOWN_A + b"\n{not json\n" + UNKNOWN_B + b"\n")
+    proc = run_agkit(
+        *FILTERS[name].argv,
+        "--on-error",
+        "skip",
+        input=UNKNOWN_A + b"\n{not json\n" + UNKNOWN_B + b"\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert [ln for ln in proc.stdout.splitlines() if b"zz_unknown" in ln] == [UNKNOWN_A, UNKNOWN_B]
     assert b"line 2" in proc.stderr
@@ -55,7 +60,12 @@ def test_malformed_line_skip(name: str) -> None:
 
 @pytest.mark.parametrize("name", FILTERS)
 def test_malformed_line_emit(name: str) -> None:
-    proc = run_agkit(*FILTERS[name].argv, "--on-error", "emit", input=UNKNOWN_A + b"\n[1,2]\n" + UNKNOWN_B + b"\n")
+    proc = run_agkit(
+        *FILTERS[name].argv,
+        "--on-error",
+        "emit",
+        input=UNKNOWN_A + b"\n[1,2]\n" + UNKNOWN_B + b"\n",
+    )
     assert proc.returncode == 0, proc.stderr
     recs = [r for r in parse_ndjson(proc.stdout) if r["type"] in ("zz_unknown", "error")]
     assert [r["type"] for r in recs] == ["zz_unknown", "error", "zz_unknown"]
@@ -64,7 +74,12 @@ def test_malformed_line_emit(name: str) -> None:
 
 @pytest.mark.parametrize("name", FILTERS)
 def test_malformed_line_fail(name: str) -> None:
-    proc = run_agkit(*FILTERS[name].argv, "--on-error", "fail", input=UNKNOWN_A + b"\n\xff\xfe garbage\n" + UNKNOWN_B + b"\n")
+    proc = run_agkit(
+        *FILTERS[name].argv,
+        "--on-error",
+        "fail",
+        input=UNKNOWN_A + b"\n\xff\xfe garbage\n" + UNKNOWN_B + b"\n",
+    )
     assert proc.returncode == 3
     assert b"line 2" in proc.stderr
     assert UNKNOWN_A in proc.stdout.splitlines()  # what came before the bad line was flushed
@@ -79,7 +94,11 @@ def test_head_ends_quietly(name: str, tmp_path: Path) -> None:
     argv = " ".join(agkit_argv(*FILTERS[name].argv))
     script = f"{argv} < {data} | head -n 1"
     proc = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", script], capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60
+        ["bash", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        env=agkit_env(),
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.stdout.strip() == UNKNOWN_A
     assert proc.stderr == b"", proc.stderr
@@ -88,7 +107,9 @@ def test_head_ends_quietly(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", FILTERS)
 def test_sigterm_flushes_and_exits_zero(name: str) -> None:
-    proc = popen_agkit(*FILTERS[name].argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = popen_agkit(
+        *FILTERS[name].argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(UNKNOWN_A + b"\n" + UNKNOWN_B + b"\n")
     proc.stdin.flush()
@@ -107,7 +128,11 @@ def test_sigterm_flushes_and_exits_zero(name: str) -> None:
 def test_source_output_is_valid_and_head_quiet(name: str) -> None:
     argv = " ".join(agkit_argv(*SOURCES[name].argv))
     proc = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", f"{argv} | head -n 1"], capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60
+        ["bash", "-o", "pipefail", "-c", f"{argv} | head -n 1"],
+        capture_output=True,
+        env=agkit_env(),
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == b""
