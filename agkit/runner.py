@@ -183,7 +183,14 @@ class PipeRunner:
         self.loop = loop
         self.out = Output(self.outfd)
         self._done = loop.create_future()
-        self.ctx = Context(self.clock, self._emit_async, log)
+        self.ctx = Context(
+            self.clock,
+            self._emit_async,
+            log,
+            emit_raw=self._emit_raw_async,
+            backlog=lambda: self.out.backlog,
+            flush=self._flush,
+        )
         loop.add_signal_handler(signal.SIGTERM, self._request_stop, int(ExitCode.OK))
         loop.add_signal_handler(signal.SIGINT, self._request_stop, int(ExitCode.INTERRUPTED))
         tasks: list[asyncio.Task[Any]] = []
@@ -399,6 +406,14 @@ class PipeRunner:
     def _emit_async(self, rec: Rec) -> None:
         """ctx.emit: from a socket, timer or source loop; flushed promptly."""
         self._emit_new(rec)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _emit_raw_async(self, line: bytes) -> None:
+        """ctx.emit_raw: a recorded line forwarded exactly (sources replaying files)."""
+        self.out.buf += line
+        self.out.buf += b"\n"
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)

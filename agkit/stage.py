@@ -47,16 +47,50 @@ class Timer:
 
 
 class Context:
-    """What a runner gives a stage: the clock, a way to emit, and a stderr logger."""
+    """What a runner gives a stage: the clock, ways to emit, and a stderr logger.
 
-    def __init__(self, clock: Clock, emit: Callable[[Rec], None], log: Callable[[str], None]):
+    `emit_raw`, `backlog` and `flush` let a source forward recorded lines byte for byte
+    and apply back-pressure (conflate, or wait) when stdout's reader lags; a runner
+    without an output buffer (Chain) decodes raw lines and reports no backlog."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        emit: Callable[[Rec], None],
+        log: Callable[[str], None],
+        *,
+        emit_raw: Callable[[bytes], None] | None = None,
+        backlog: Callable[[], int] | None = None,
+        flush: Callable[[], None] | None = None,
+    ):
         self.clock = clock
         self._emit = emit
         self._log = log
+        self._emit_raw = emit_raw
+        self._backlog = backlog
+        self._flush = flush
 
     def emit(self, rec: Rec) -> None:
         """Emit a record outside `on_record` (from a socket, a timer, a source loop)."""
         self._emit(rec)
+
+    def emit_raw(self, line: bytes) -> None:
+        """Emit one already-encoded record line (without its newline), unchanged."""
+        if self._emit_raw is not None:
+            self._emit_raw(line)
+        else:
+            import orjson
+
+            self._emit(orjson.loads(line))
+
+    def backlog(self) -> int:
+        """Bytes emitted but not yet taken by the reader of stdout."""
+        return self._backlog() if self._backlog is not None else 0
+
+    def flush(self) -> None:
+        """Write what stdout accepts now."""
+        if self._flush is not None:
+            self._flush()
 
     def log(self, message: str) -> None:
         """One line for people, on stderr."""
