@@ -502,8 +502,8 @@ class FakeClob:
         o = Order("0x" + uuid.uuid4().hex * 2, "lp", "0x" + "77" * 20, m.condition_id, token_id, side, _d(price), _d(size), "FAK")
         self.orders[o.id] = o
         ids = self._match(o)
-        if o.remaining > 0:
-            o.status = "CANCELED"
+        # a FAK: never rests; fully matched it is MATCHED (a LIVE husk would "cross" later post-only orders)
+        o.status = "CANCELED" if o.remaining > 0 else "MATCHED"
         return ids
 
     async def h_post_order(self, r: web.Request) -> web.Response:
