@@ -331,7 +331,10 @@ def _metric(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
 
 def _generic(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
     a, b = _ts(rec)
-    return (a, b, rec["type"], digest(rawb), raw)
+    # The key leaves ts_init out: a stage rerun after a crash re-creates the same event
+    # (e.g. exec's cancel_rejected) with a new ts_init, and it must not become a second row.
+    key = digest(_dumps({k: v for k, v in rec.items() if k != "ts_init"}, option=_SORT))
+    return (a, b, rec["type"], key, raw)
 
 
 ROW_MAKERS: dict[str, Callable[[dict[str, Any], str, bytes], tuple[Any, ...]]] = {
