@@ -18,7 +18,7 @@ from tests.helpers import ROOT, agkit_argv, agkit_env, parse_ndjson, run_agkit
 
 pytestmark = pytest.mark.timeout(120)
 
-SAMPLES = Path("/work/shared/samples/rest")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples" / "rest"
 MARKET = orjson.loads((SAMPLES / "gamma_market_captured_2026.json").read_bytes())
 EVENT = orjson.loads((SAMPLES / "gamma_events_captured_2026.json").read_bytes())[0]
 NEG_RISK = EVENT["markets"][0]

@@ -218,7 +218,7 @@ def test_books_equal_an_independent_rebuild(tmp_path: Path) -> None:
     ]
     frames += [trade(YES, "0.52", "10", "BUY"), {"event_type": "tick_size_change", "asset_id": YES, "market": MARKET,
                                                   "old_tick_size": "0.01", "new_tick_size": "0.001", "timestamp": "1757908898000"}]
-    resolved = orjson.loads((Path("/work/shared/samples/ws") / "market_market_resolved.json").read_bytes())
+    resolved = orjson.loads((Path(__file__).resolve().parents[1] / "fixtures" / "samples" / "ws" / "market_market_resolved.json").read_bytes())
     frames.append(resolved)
     rec_file = tmp_path / "rec.ndjson"
     with FakeWS([[("send", j(f)) for f in frames] + [("send", j(sentinel()))]]) as ws:

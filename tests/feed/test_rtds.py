@@ -14,7 +14,7 @@ from tests.helpers import run_agkit
 
 pytestmark = pytest.mark.timeout(120)
 
-WS = Path("/work/shared/samples/ws")
+WS = Path(__file__).resolve().parents[1] / "fixtures" / "samples" / "ws"
 
 
 def sample(name: str) -> dict[str, Any]:
