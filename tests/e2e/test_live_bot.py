@@ -136,3 +136,139 @@ def test_live_pipe_with_feedback(venue: FakePolymarket, tmp_path: Path, bots: li
 
     # the store holds exactly the records that came out of the pipe
     assert stored(db) == expected_rows(recs)
+
+
+CANCEL_ROUTES = {("DELETE", "/order"), ("DELETE", "/orders"), ("DELETE", "/cancel-all"), ("DELETE", "/cancel-market-orders")}
+POST_ROUTES = {("POST", "/order"), ("POST", "/orders")}
+
+
+@pytest.mark.parametrize("how", ["kill_file", "sigusr1"])
+def test_kill_switch_drill(venue: FakePolymarket, tmp_path: Path, bots: list[Bot], how: str) -> None:
+    import os
+    import signal
+
+    db = tmp_path / "bot.db"
+    bot = launch(venue, tmp_path, bots, "run", "kill-", db)
+    quotes = two_quotes(venue, bot)
+    before = len(venue.requests())
+    if how == "kill_file":
+        (tmp_path / "KILL").touch()
+    else:
+        os.kill(bot.pid("risk-check"), signal.SIGUSR1)
+
+    # the cancel-all reaches the venue: nothing of ours rests any more
+    wait_for(lambda: not venue.live(), "the venue's open orders of the account to reach zero", bots=(bot,))
+    kills = wait_for(lambda: of(bot.records(), "kill_switch"), "the kill_switch record", bots=(bot,))
+    assert kills[0]["engaged"] is True and kills[0]["source"] == ("kill_file" if how == "kill_file" else "signal")
+    requests = venue.requests()
+    cut = next(i for i in range(before, len(requests)) if requests[i] in CANCEL_ROUTES)
+    # the strategy keeps quoting (its quotes are gone); every new order is denied by the
+    # kill switch. Two rounds of denials: the second comes after the strategy gave up
+    # waiting for an answer to the first (ack_timeout), on fresh books.
+    wait_for(lambda: len(of(bot.records(), "order_denied", policy="KillSwitch")) >= 4,
+             "two rounds of orders denied by the kill switch", timeout=120, bots=(bot,))
+    codes = bot.stop()
+    assert codes == [0, 0, 0, 0, 0], bot.stderr()
+    recs = bot.records()
+
+    # no order reached the venue after the cancel: no POST, no new order, none resting
+    requests = venue.requests()
+    assert not [r for r in requests[cut:] if r in POST_ROUTES], requests[cut:]
+    assert {o["id"] for o in venue.ours()} == {q["id"] for q in quotes}
+    assert all(o["status"] == "CANCELED" for o in venue.ours())
+    # the stream tells the same story in order: kill_switch, cancel_all, both quotes canceled,
+    # and after it no submit_order gets past the risk check and nothing is accepted
+    types = [r["type"] for r in recs]
+    k = types.index("kill_switch")
+    assert types[k + 1] == "cancel_all"
+    after = recs[k:]
+    assert not of(after, "order_accepted") and not of(after, "submit_order")
+    canceled = {r["venue_order_id"] for r in of(after, "order_canceled")}
+    assert canceled == {q["id"] for q in quotes}
+    assert {r["policy"] for r in of(after, "order_denied")} == {"KillSwitch"}
+    assert_no_duplicates_at_venue(venue, recs)
+    assert stored(db) == expected_rows(recs)
+
+
+EXECUTION = ("order_events", "fills", "positions")
+
+
+def test_restart_drill(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
+    import subprocess
+
+    from tests.helpers import agkit_argv, agkit_env
+
+    db = tmp_path / "bot.db"
+    # --- run 1: quotes, a fill, the strategy's reaction; then every stage SIGKILLed --------
+    run1 = launch(venue, tmp_path, bots, "run1", "r1-", db)
+    bid = next(o for o in two_quotes(venue, run1) if o["asset_id"] == YES)
+    t1 = venue.take(YES, "SELL", bid["price"], str(QUOTE_SIZE))
+    wait_for(lambda: {(o["asset_id"], o["side"]) for o in venue.live()} == {(YES, "BUY"), (YES, "SELL")},
+             "run 1 requoting after its fill (YES bid and YES ask)", bots=(run1,))
+
+    def execution_stored() -> bool:
+        recs = run1.records()
+        want = {k for k in expected_rows(recs) if k[0] in EXECUTION}
+        have = stored(db)
+        return bool(of(recs, "order_filled", settlement="confirmed")) and want <= set(have)
+
+    wait_for(execution_stored, "run 1's order events and fills in the store", bots=(run1,))
+    run1.kill()  # SIGKILL, every stage, while books keep flowing
+    assert not run1.alive()
+    resting = {o["id"] for o in venue.live()}
+    assert len(resting) == 2
+    out1 = run1.records()
+
+    # --- run 2: the same pipeline, a fresh client id prefix; exec reconciles at start ------
+    run2 = launch(venue, tmp_path, bots, "run2", "r2-", db)
+    wait_for(lambda: len([r for r in of(run2.records(), "order_accepted") if not r["id"].startswith("r2-")]) == 2,
+             "both of run 1's resting orders restored", bots=(run2,))
+    restored = [r for r in of(run2.records(), "order_accepted") if not r["id"].startswith("r2-")]
+    assert {r["venue_order_id"] for r in restored} == resting == {r["id"] for r in restored}
+    wait_for(lambda: len([o for o in venue.live() if o["id"] not in resting]) == 2,
+             "run 2's own two quotes resting", bots=(run2,))
+    # a seller takes both bids at 0.49: run 1's restored bid first (time priority), then run 2's
+    t2 = venue.take(YES, "SELL", bid["price"], str(2 * QUOTE_SIZE))
+    assert len(t2) == 2
+    wait_for(lambda: {f["trade_id"] for f in of(run2.records(), "order_filled", settlement="confirmed")} == set(t2),
+             "both fills confirmed in run 2", bots=(run2,))
+    codes = run2.stop()
+    assert codes == [0, 0, 0, 0, 0], run2.stderr()
+    out2 = run2.records()
+
+    # --- the venue: no order lost or sent twice ------------------------------------------------
+    attempts = venue.post_attempts()
+    assert attempts and set(attempts.values()) == {1}, attempts  # every signed order posted once
+    ours = {o["id"]: o for o in venue.ours()}
+    assert set(ours) == set(attempts)
+    rows = stored(db)
+    accepted = [r for (t, _), r in rows.items() if t == "order_events" and r["type"] == "order_accepted"]
+    placed = Counter(r["venue_order_id"] for r in accepted if r["id"].startswith(("r1-", "r2-")))
+    assert set(placed) == set(ours) and set(placed.values()) == {1}  # each venue order: one client id
+    client_ids = Counter(r["id"] for r in accepted)
+    assert set(client_ids.values()) == {1}
+    assert {r["venue_order_id"] for r in accepted if not r["id"].startswith(("r1-", "r2-"))} == resting
+
+    # --- fills: every trade of ours at the venue, once per settlement state ------------------
+    trades = venue.our_trades()
+    assert set(trades) == {*t1, *t2}
+    fills = [r for (t, _), r in rows.items() if t == "fills"]
+    per = Counter((f["trade_id"], f["settlement"]) for f in fills)
+    assert per == Counter({(tid, s): 1 for tid in trades for s in ("pending", "confirmed")}), per
+    for f in fills:
+        assert f["venue_order_id"] in ours and f["size"] == QUOTE_SIZE
+    assert not [r for r in out2 if r.get("type") == "order_filled" and r["trade_id"] in t1]  # run 1's fill not replayed
+
+    # --- the store: every stored row is a record of the pipe; nothing of the execution lost --
+    want = expected_rows(out1 + out2)
+    assert set(rows) <= set(want)
+    assert all(rows[k] == want[k] for k in rows)
+    assert {k for k in want if k[0] in EXECUTION} <= set(rows)
+    assert set(expected_rows(out2)) <= set(rows)
+    # re-ingesting both runs' output fills in what the kill cut off (books in flight) and
+    # duplicates nothing: ingest is idempotent by natural keys
+    data = b"".join(p.read_bytes()[: p.read_bytes().rfind(b"\n") + 1] for p in (run1.out, run2.out))
+    proc = subprocess.run(agkit_argv("store", "ingest", "--db", f"sqlite:///{db}"), input=data, capture_output=True,
+                          timeout=120, env=agkit_env())
+    assert proc.returncode == 0, proc.stderr
+    assert stored(db) == want
