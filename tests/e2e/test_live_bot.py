@@ -272,3 +272,38 @@ def test_restart_drill(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -
                           timeout=120, env=agkit_env())
     assert proc.returncode == 0, proc.stderr
     assert stored(db) == want
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG (reported, design-level, not fixed here): a restarted exec never reports fills it did not see "
+        "live. agkit/venues/polymarket/venue.py _reconcile restores open orders (id = venue hash) but puts "
+        "every trade of a just-restored order in _ignored ('already in size_matched') and skips trades of "
+        "orders it does not know (fully filled while down); so a fill made while the bot was down, or whose "
+        "order_filled died in the pipe at the crash, reaches neither the store nor any position. Reporting "
+        "them needs a persistent journal (client id <-> hash, trades already reported) or fills keyed by "
+        "(trade_id, venue_order_id) in the store, else a restart would duplicate the fills run 1 reported."
+    ),
+)
+def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
+    """A quote filled while every stage is dead: the restarted bot must learn of the fill."""
+    db = tmp_path / "bot.db"
+    run1 = launch(venue, tmp_path, bots, "run1", "r1-", db)
+    quotes = two_quotes(venue, run1)
+    wait_for(lambda: len([r for (t, _), r in stored(db).items() if t == "order_events" and r["type"] == "order_accepted"]) == 2,
+             "run 1's acceptances in the store", bots=(run1,))
+    run1.kill()
+    bid = next(o for o in quotes if o["asset_id"] == YES)
+    no_bid = next(o for o in quotes if o["asset_id"] == NO)
+    # while the bot is down: the YES bid is filled in full, the NO bid in part
+    down = venue.take(YES, "SELL", bid["price"], str(QUOTE_SIZE)) + venue.take(NO, "SELL", no_bid["price"], "5")
+    assert len(down) == 2
+    run2 = launch(venue, tmp_path, bots, "run2", "r2-", db)
+    wait_for(lambda: len([o for o in venue.live() if o["id"] not in {q["id"] for q in quotes}]) >= 1,
+             "run 2 quoting", bots=(run2,))
+    restored = [r for r in of(run2.records(), "order_accepted") if r["id"] == no_bid["id"]]
+    assert restored, "the partly filled NO bid was not restored"
+    assert run2.stop() == [0, 0, 0, 0, 0], run2.stderr()
+    fills = {r["trade_id"] for (t, _), r in stored(db).items() if t == "fills"}
+    assert fills == set(down), f"fills made while the bot was down never reached the store: {set(down) - fills}"
