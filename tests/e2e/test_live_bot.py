@@ -134,8 +134,12 @@ def test_live_pipe_with_feedback(venue: FakePolymarket, tmp_path: Path, bots: li
     # the strategy canceled its quotes at the end of input: nothing of ours rests
     assert venue.live() == []
 
+    assert venue.fake.ws_connects >= 1  # exec's user channel (the fill came that way, live)
+
     # the store holds exactly the records that came out of the pipe
-    assert stored(db) == expected_rows(recs)
+    rows = stored(db)
+    assert rows == expected_rows(recs)
+    assert Counter(t for t, _ in rows)["fills"] == 2 and Counter(t for t, _ in rows)["books"] > 0
 
 
 CANCEL_ROUTES = {("DELETE", "/order"), ("DELETE", "/orders"), ("DELETE", "/cancel-all"), ("DELETE", "/cancel-market-orders")}
