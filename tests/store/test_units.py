@@ -69,3 +69,14 @@ def test_rows_and_validation() -> None:
     ):
         with pytest.raises(InvalidRecord):
             to_row(bad)
+
+
+def test_same_snapshot_with_a_new_ts_init_has_the_same_key() -> None:
+    book = {"type": "book", "ts_event": 5, "ts_init": 6, "venue": "v", "market": "m", "asset": "a",
+            "bids": [[0.4, 10]], "asks": [[0.5, 3]], "tick_size": 0.01, "min_size": 5}
+    first = to_row(book)[1]
+    again = to_row(dict(book, ts_init=99))[1]
+    other = to_row(dict(book, bids=[[0.41, 10]]))[1]
+    assert first[5] == again[5] != other[5]
+    generic = {"type": "kill_switch", "ts_event": 5, "ts_init": 6, "engaged": True, "reason": "x"}
+    assert to_row(generic)[1][3] == to_row(dict(generic, ts_init=7))[1][3]
