@@ -123,7 +123,8 @@ def test_tee_forwards_every_record_unchanged_and_stores_it(db: str) -> None:
     assert sum(counts(db)[t.name] for t in RECORD_TABLES) == 501
 
 
-def test_sigterm_commits_what_was_received(db: str) -> None:
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["TERM", "INT"])
+def test_signal_commits_what_was_received(db: str, sig: int, status: int) -> None:
     recs = mixed(300)
     proc = popen_agkit("store", "ingest", "--tee", "--db", db, "--flush-ms", "3600000", "--batch-size", "100000",
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -132,9 +133,11 @@ def test_sigterm_commits_what_was_received(db: str) -> None:
     proc.stdin.flush()
     for _ in recs:  # forwarded means consumed by the stage
         assert proc.stdout.readline()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)  # stdin stays open: the signal, not EOF, ends the stage
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == status, err
+    assert b"Traceback" not in err
     assert sum(counts(db)[t.name] for t in RECORD_TABLES) == 300
 
 
