@@ -93,7 +93,7 @@ def test_04_unix_tools_between_stages(tmp_path: Path) -> None:
     assert len(recs) == 1 and recs[0]["invalid"] == 0 and int(recs[0]["valid"]) > 0  # type: ignore[call-overload]
     after_strategy = parse_ndjson((tmp_path / "work/after-strategy.ndjson").read_bytes())
     kinds = Counter(r["type"] for r in after_strategy)
-    assert kinds["metric"] == 0 or all(r.get("name", "").startswith("strategy") for r in after_strategy if r["type"] == "metric")
+    assert not any(r["type"] == "metric" and str(r.get("name", "")).startswith("feed") for r in after_strategy)  # jq
     assert kinds["book"] > 0 and kinds["submit_order"] > 0
     fills = parse_ndjson((tmp_path / "work/fills.ndjson").read_bytes())
     submitted = {r["id"] for r in after_strategy if r["type"] == "submit_order"}
@@ -107,7 +107,11 @@ def test_05_store_rollup_query(tmp_path: Path) -> None:
     assert runs[1]["bars_trade"] == 0 and runs[1]["pnl"] == 0  # the rerun had nothing new to do
     bars = [r for r in recs if r.get("type") == "bar"]
     assert bars and all(float(b["low"]) <= float(b["close"]) <= float(b["high"]) for b in bars)  # type: ignore[arg-type]
-    assert any("strategy" in r and r.get("type") != "bar" for r in recs if r.get("type") not in ("store_rollup",))
+    pnl = [r for r in recs if r.get("type") == "pnl_daily"]
+    assert len(pnl) == runs[0]["pnl"] and all(r["strategy"] == "mm" and int(r["fills"]) > 0 for r in pnl)  # type: ignore[call-overload]
+    with sqlite3.connect(tmp_path / "work/rollup.db") as conn:  # the day's fills are all in the PnL rows
+        (n_fills,) = conn.execute("select count(*) from fills").fetchone()
+    assert sum(int(r["fills"]) for r in pnl) == n_fills  # type: ignore[call-overload]
 
 
 # -- cron ----------------------------------------------------------------------------------
