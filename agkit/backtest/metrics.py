@@ -80,7 +80,11 @@ def calmar(equity: F64, span_s: float) -> float:
     total = float(equity[-1] / equity[0])
     if total <= 0:
         return 0.0
-    annual = total ** (YEAR_S / span_s) - 1.0 if span_s >= 86400 else (total - 1.0) * YEAR_S / span_s
+    if span_s >= 86400:
+        x = math.log(total) * YEAR_S / span_s
+        annual = math.expm1(x) if x < 700.0 else math.inf  # _clean() turns inf into 0
+    else:
+        annual = (total - 1.0) * YEAR_S / span_s
     if rel <= 0:
         return 0.0
     return annual / rel
@@ -106,7 +110,7 @@ def summary(equity: F64, times_us: npt.NDArray[np.int64], sample_s: float) -> di
         out["max_drawdown_pct"] = _clean(perf["max_drawdown"])
         out["max_drawdown_duration"] = int(perf["max_drawdown_duration"])
         out["volatility"] = _clean(perf["volatility"])
-        out["cagr"] = _clean(perf["cagr"])
+        out["cagr"] = None if perf["cagr"] is None else _clean(perf["cagr"])  # None: too short to annualise
         out["profit_factor"] = _clean(perf["profit_factor"] or 0.0)
     return out
 

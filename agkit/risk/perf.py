@@ -28,6 +28,15 @@ from typing import Any
 from agkit.errors import UsageError
 
 
+def _annualised(total: float, years_inv: float) -> float | None:
+    """(1 + total)^(P/n) − 1, or None where it overflows a double (a few minutes of data
+    annualised): such a figure means nothing, and JSON has no infinity."""
+    if total <= -1.0:
+        return -1.0
+    x = math.log1p(total) * years_inv
+    return math.expm1(x) if x < 700.0 else None
+
+
 def max_drawdown(returns: Sequence[float] | Any) -> tuple[float, int]:
     """(max drawdown as a positive fraction, longest underwater duration in periods)."""
     import numpy as np
@@ -71,7 +80,7 @@ def metrics(
     excess = r - risk_free / p
     sd = float(excess.std(ddof=1))
     total = float(np.prod(1.0 + r) - 1.0)
-    cagr = (1.0 + total) ** (p / n) - 1.0 if total > -1.0 else -1.0
+    cagr = _annualised(total, p / n)
     down = np.minimum(r - mar / p, 0.0)
     dd_dev = math.sqrt(float(np.mean(down * down)))
     mdd, duration = max_drawdown(r)
@@ -89,7 +98,7 @@ def metrics(
         "sortino": float((r - mar / p).mean()) / dd_dev * sq if dd_dev > 1e-15 else None,
         "max_drawdown": mdd,
         "max_drawdown_duration": duration,
-        "calmar": cagr / mdd if mdd > 1e-15 else None,
+        "calmar": cagr / mdd if cagr is not None and mdd > 1e-15 else None,
         "win_rate": int(np.count_nonzero(r > 0)) / nonzero if nonzero else None,
         "profit_factor": gains / -losses if losses < 0 else None,
     }
