@@ -274,7 +274,12 @@ class PaperVenue(Venue):
             return
         # rest: behind the size displayed at our price on our side, and behind our own
         po.live = True
-        po.ahead = _level_size(book["bids"] if po.buy else book["asks"], limit) if book else 0.0
+        try:
+            po.ahead = _level_size(book["bids"] if po.buy else book["asks"], limit) if book else 0.0
+        except (TypeError, IndexError, ValueError):  # garbage on our own side of the stored book
+            self.log(f"agkit exec: the last book of asset {po.asset} is malformed; ignored")
+            del self.books[po.asset]
+            po.ahead = 0.0
         self.resting.setdefault(po.asset, []).append(po)
         if r.tif == "GTD" and r.expire_at is not None:
             heapq.heappush(self.heap, (r.expire_at, po.seq, _EXPIRE, po.id))

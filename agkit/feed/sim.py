@@ -36,6 +36,7 @@ from agkit.stage import Context
 UNIT = 1000  # prices are integers in units of 0.001 (the finest tick)
 PRICE = [round(k / UNIT, 3) for k in range(UNIT + 1)]
 DEFAULT_START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+MAX_LEVEL_SIZE = 10_000  # the largest size of one level, in units of min_size
 COARSE, FINE = 10, 1  # tick sizes in units: 0.01 and 0.001
 FINE_BELOW, FINE_ABOVE = 0.04, 0.96  # the tick becomes 0.001 outside this band ...
 COARSE_FROM, COARSE_TO = 0.06, 0.94  # ... and 0.01 again once back inside this one
@@ -358,11 +359,14 @@ class Simulator:
                 for k in far[: len(side) - depth - 4]:
                     del side[k]
         min_size = self.cfg.min_size
+        max_size = min_size * MAX_LEVEL_SIZE
         for side in (bids, asks):  # a few makers resize
             if side and random_() < 0.6:
                 k = rng.choice(tuple(side))
                 size = round(side[k] * rng.uniform(0.6, 1.6), 2)
-                side[k] = size if size > min_size else min_size
+                # clamped both ways: resizing drifts upwards, so a level that lives long (the
+                # 0.999 ask of a market heading to 1) would grow to inf, which JSON writes as null
+                side[k] = min_size if size < min_size else (max_size if size > max_size else size)
 
     def _size(self, level: int) -> float:
         size = self.cfg.min_size * math.exp(self.rng.gauss(2.0 + 0.15 * level, 0.9))

@@ -359,3 +359,53 @@ def test_generic_records_recreated_by_a_rerun_are_not_duplicated(tmp_path: Path)
         proc = run_agkit("store", "ingest", "--db", str(db), input=(rec % ts_init).encode())
         assert proc.returncode == 0, proc.stderr
     assert table_counts(db)["records"] == 1
+
+
+# -- found by the 1M-record soak ----------------------------------------------------------------
+
+
+def test_sim_level_sizes_stay_finite_on_a_long_lived_level() -> None:
+    """feed sim: makers' resizing drifts upwards, so the 0.999 ask of a market heading to 1
+    grew on every requote until it overflowed to inf, which JSON writes as null (seen at
+    record ~607k of `feed sim --seed 1 --markets 4`)."""
+    import math
+
+    from agkit.feed.sim import FINE, MAX_LEVEL_SIZE, SimConfig, Simulator
+
+    sim = Simulator(SimConfig(seed=1, markets=1))
+    mk = sim.markets[0]
+    mk.m, mk.tick = 0.9995, FINE
+    for _ in range(20_000):
+        sim._requote(mk, sim.rng)
+    sizes = [*mk.bids.values(), *mk.asks.values()]
+    assert all(math.isfinite(s) and 5.0 <= s <= 5.0 * MAX_LEVEL_SIZE for s in sizes), max(sizes)
+    assert all(lv[1] is not None for b in sim._books(mk, 0) for lv in b["bids"] + b["asks"])
+
+
+def test_exec_survives_a_book_with_a_null_size() -> None:
+    """exec stored such a book and crashed later (`internal error: TypeError: float()
+    argument must be ... not 'NoneType'`, exit 1) when an order came to rest against it.
+    Like garbage on the crossing side (tests/exec/test_paper.py), the book is ignored with
+    a message and the order rests without it."""
+    from tests.helpers import ndjson, parse_ndjson
+
+    t = 1767225600000000
+    asset, market = "111", "0xm"
+
+    def book(ts: int, bid_size: object) -> dict[str, object]:
+        return {"type": "book", "ts_event": ts, "ts_init": ts, "venue": "sim", "market": market, "asset": asset,
+                "bids": [[0.48, bid_size]], "asks": [[0.52, 100.0]], "tick_size": 0.01, "min_size": 5.0}
+
+    order = {"type": "submit_order", "ts_event": t + 2, "ts_init": t + 2, "id": "o1", "strategy": "x", "venue": "paper",
+             "market": market, "asset": asset, "side": "buy", "price": 0.48, "size": 10.0, "tif": "GTC",
+             "post_only": True}
+    sell = {"type": "trade", "ts_event": t + 200_000, "ts_init": t + 200_000, "venue": "sim", "market": market,
+            "asset": asset, "price": 0.48, "size": 50.0, "side": "sell", "trade_id": "t1"}
+    lines = [book(t, 50.0), book(t + 1, None), order, book(t + 100_000, 60.0), sell]
+    proc = run_agkit("exec", "--latency-us", "50", input=ndjson(lines))
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "internal error" not in err and "malformed" in err
+    recs = parse_ndjson(proc.stdout)
+    assert any(r["type"] == "order_accepted" and r["id"] == "o1" for r in recs)
+    assert any(r["type"] == "order_filled" and r["id"] == "o1" for r in recs)  # the order still works
