@@ -169,11 +169,24 @@ def test_crontab_line_runs_rollup(tmp_path: Path) -> None:
     env["PATH"] = shell_env(tmp_path)["PATH"]  # this working tree's agkit first
     env["HOME"] = str(home)
     env["AGKIT_DB"] = f"sqlite:///{db}"
+    log = home / ".local/state/agkit/rollup.log"
+    # a run that finds the previous one still going (it holds the rollup's own file lock)
+    # exits 0 at once and says so in the log: runs never pile up, no flock wrapper needed
+    import fcntl
+
+    fd = os.open(f"{db}.rollup.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held = run_bounded([env_lines["SHELL"], "-c", command], 120, env=env, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(fd)
+    assert held.returncode == 0 and "another rollup is running; skipped" in log.read_text()
+    assert table_counts(db)["bars"] == 0
     for _ in range(2):
         proc = run_bounded([env_lines["SHELL"], "-c", command], 120, env=env, stdin=subprocess.DEVNULL)
         assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""  # all of it went to the log
-    log = home / ".local/state/agkit/rollup.log"
-    runs = [r for r in parse_ndjson(log.read_bytes()) if r.get("type") == "store_rollup"]
+    records = b"".join(ln for ln in log.read_bytes().splitlines(keepends=True) if ln.startswith(b"{"))
+    runs = [r for r in parse_ndjson(records) if r.get("type") == "store_rollup"]
     assert len(runs) == 2 and int(runs[0]["bars_trade"]) > 0 and runs[1]["bars_trade"] == 0  # type: ignore[call-overload]
     assert table_counts(db)["bars"] > 0
 
