@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
+SCRIPT_LIMIT_S = 900  # one hung benchmark must not hang `make bench`
 
 
 def fmt(v: float | None) -> str:
@@ -36,7 +37,13 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for script in scripts:
         sys.stderr.write(f"running {script.name} ...\n")
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, env=env, cwd=ROOT)
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(script)], capture_output=True, env=env, cwd=ROOT, timeout=SCRIPT_LIMIT_S
+            )
+        except subprocess.TimeoutExpired:
+            failed.append(f"{script.name} (over {SCRIPT_LIMIT_S} s)")
+            continue
         for line in proc.stdout.splitlines():
             try:
                 row = orjson.loads(line)
