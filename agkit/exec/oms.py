@@ -91,6 +91,11 @@ TRANSITIONS: dict[tuple[OrderState, str], OrderState] = {
 }
 
 _TIFS = ("GTC", "GTD", "FOK", "FAK")
+_ENDINGS: dict[type, tuple[str, str, str]] = {
+    Canceled: ("cancel", "canceled", "order_canceled"),
+    Rejected: ("reject", "rejected", "order_rejected"),
+    Expired: ("expire", "expired", "order_expired"),
+}
 
 
 class Order:
@@ -238,36 +243,16 @@ class Oms:
                 self._on_fill(ev)
             elif isinstance(ev, Accepted):
                 self._on_accepted(ev)
-            elif isinstance(ev, Canceled):
-                order = self._known(ev.id, "cancel")
-                self._apply(order, "cancel")
-                self._count("canceled")
-                self._record(
-                    "order_canceled",
-                    ev.ts_event,
-                    id=ev.id,
-                    venue_order_id=order.venue_order_id,
-                    reason=ev.reason,
-                )
-            elif isinstance(ev, Rejected):
-                order = self._known(ev.id, "reject")
-                self._apply(order, "reject")
-                if ev.venue_order_id:
+            elif isinstance(ev, Canceled | Rejected | Expired):
+                # the three ways an order ends without a fill: (transition, counter, record type)
+                event, counter, rtype = _ENDINGS[type(ev)]
+                order = self._known(ev.id, event)
+                self._apply(order, event)
+                if isinstance(ev, Rejected) and ev.venue_order_id:
                     order.venue_order_id = ev.venue_order_id
-                self._count("rejected")
+                self._count(counter)
                 self._record(
-                    "order_rejected",
-                    ev.ts_event,
-                    id=ev.id,
-                    reason=ev.reason,
-                    venue_order_id=order.venue_order_id,
-                )
-            elif isinstance(ev, Expired):
-                order = self._known(ev.id, "expire")
-                self._apply(order, "expire")
-                self._count("expired")
-                self._record(
-                    "order_expired",
+                    rtype,
                     ev.ts_event,
                     id=ev.id,
                     venue_order_id=order.venue_order_id,
