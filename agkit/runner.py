@@ -158,7 +158,6 @@ class PipeRunner:
         self.clock = clock or Clock()
         self.read_input = stage.reads_input if read_input is None else read_input
         self.bad_lines = 0
-        self.records_in = 0
         # Our records travel the loop with this tag, so we know them when they come back.
         self._fb_tag = orjson.dumps(feedback) if feedback else b""
         self._fb: Output | None = None
@@ -363,14 +362,14 @@ class PipeRunner:
         if run < len(lines):
             out.buf += b"\n".join(lines[run:])
             out.buf += b"\n"
-        self.records_in += len(lines)
         src.lines.lineno = base + len(lines)
 
     def _bad(self, name: str, lineno: int, raw: bytes, reason: str) -> None:
         self.bad_lines += 1
         where = f"{name} line {lineno}"
         if self.on_error is OnError.FAIL:
-            raise _Stop(self._bad_input_stop(f"{where}: {reason}"))
+            log(f"agkit {self.stage.name}: {where}: {reason} (--on-error=fail)")
+            raise _Stop(int(ExitCode.BAD_INPUT))
         if self.bad_lines <= REPORT_FIRST:
             log(f"agkit {self.stage.name}: {where}: {reason} ({_OUTCOME[self.on_error]})")
         if self.on_error is OnError.EMIT:
@@ -387,10 +386,6 @@ class PipeRunner:
                     "source": self.stage.name,
                 }
             )
-
-    def _bad_input_stop(self, message: str) -> int:
-        log(f"agkit {self.stage.name}: {message} (--on-error=fail)")
-        return int(ExitCode.BAD_INPUT)
 
     # -- output ----------------------------------------------------------------------
 
