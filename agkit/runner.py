@@ -158,6 +158,8 @@ class PipeRunner:
         self.clock = clock or Clock()
         self.read_input = stage.reads_input if read_input is None else read_input
         self.bad_lines = 0
+        consumes = stage.consumes
+        self._consumed_types = None if consumes is None else {t.encode(): t for t in consumes}
         # Our records travel the loop with this tag, so we know them when they come back.
         self._fb_tag = orjson.dumps(feedback) if feedback else b""
         self._fb: Output | None = None
@@ -309,40 +311,45 @@ class PipeRunner:
     def _process_lines(self, src: _Source, lines: list[bytes]) -> None:
         """The hot loop: check each line, forward it or hand it to the stage.
 
-        A light msgspec pass validates the JSON and reads `type` without building a
-        dict; only records the stage consumes are decoded in full. Consecutive
-        forwarded lines are copied out in one join."""
+        A record the stage consumes is decoded once (`_decode_consumed`); any other
+        line gets a light msgspec pass that validates the JSON and reads `type`
+        without building a dict. Consecutive forwarded lines are copied out in one
+        join."""
         on_record = self.stage.on_record
         consumes = self.stage.consumes
+        consumed = self._consumed_types
         out = self.out
         fb_tag = self.feedback_path
         base = src.lines.lineno
         name = src.lines.name
         run = 0  # index of the first line of the current run of forwarded lines
         for i, line in enumerate(lines):
-            try:
-                head = read_head(line)
-                if (
-                    consumes is not None
-                    and head.type not in consumes
-                    and (fb_tag is None or head.fb != fb_tag)
-                ):
-                    continue  # forwarded unchanged, as part of the run
-            except msgspec.DecodeError as exc:
-                head = None
-                reason = head_error(exc)
+            rec = _decode_consumed(line, consumed, fb_tag)
+            if rec is None:
+                try:
+                    head = read_head(line)
+                    if (
+                        consumes is not None
+                        and head.type not in consumes
+                        and (fb_tag is None or head.fb != fb_tag)
+                    ):
+                        continue  # forwarded unchanged, as part of the run
+                except msgspec.DecodeError as exc:
+                    head = None
+                    reason = head_error(exc)
             if run < i:
                 out.buf += b"\n".join(lines[run:i])
                 out.buf += b"\n"
             run = i + 1
-            if head is None:
-                if line and not line.isspace():
-                    src.lines.lineno = base + i + 1
-                    self._bad(name, base + i + 1, line, reason)
-                continue
-            if fb_tag is not None and head.fb == fb_tag:
-                continue  # our own record, back around the feedback loop: already sent on
-            rec = orjson.loads(line)
+            if rec is None:
+                if head is None:
+                    if line and not line.isspace():
+                        src.lines.lineno = base + i + 1
+                        self._bad(name, base + i + 1, line, reason)
+                    continue
+                if fb_tag is not None and head.fb == fb_tag:
+                    continue  # our own record, back around the feedback loop: already sent on
+                rec = orjson.loads(line)
             try:
                 result = on_record(rec)
             except InvalidRecord as exc:
@@ -572,6 +579,37 @@ class PipeRunner:
         if result:
             for r in result:
                 self._emit_new(r)
+
+
+_TYPE_FIRST = b'{"type":"'
+
+
+def _decode_consumed(
+    line: bytes, consumed: dict[bytes, str] | None, fb_tag: str | None
+) -> dict[str, Any] | None:
+    """The fast path for a record the stage consumes, written as every agkit stage
+    writes it (`type` first): one strict orjson decode instead of a head pass and
+    then a full decode. Anything else (None) takes the careful path in the caller,
+    which validates, reports and classifies it."""
+    if not line.startswith(_TYPE_FIRST):
+        return None
+    kind = line[9 : line.find(b'"', 9)]
+    if consumed is None:
+        name = kind.decode("utf-8", "replace")
+    else:
+        found = consumed.get(kind)
+        if found is None:
+            return None
+        name = found
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(rec) is not dict or rec.get("type") != name:
+        return None  # e.g. a repeated "type" key: let the careful path decide
+    if fb_tag is not None and "_fb" in rec:
+        return None
+    return rec
 
 
 def _as_coro(aw: Awaitable[None]) -> Any:

@@ -156,6 +156,38 @@ def test_many_bad_lines_are_summarised(tmp_path: Path) -> None:
     assert len(lines) == 21 and "100 bad input lines" in lines[-1]
 
 
+def test_consumed_records_are_checked_like_any_other(tmp_path: Path) -> None:
+    """The one-decode fast path for consumed records keeps the careful path's rules:
+    a broken consumed line is reported with its number, and our own record is
+    recognised by its feedback tag wherever the tag sits in the object."""
+    fifo = str(tmp_path / "fb")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # keeps the FIFO open for exec
+    tag = orjson.dumps(fifo).decode()
+    data = (
+        b'{"type":"tick","ts_event":1,"ts_init":1}\n'
+        b'{"type":"tick","ts_event":2,\n'
+        b'{"type":"order_filled","ts_event":3,"ts_init":3,"_fb":' + tag.encode() + b"}\n"
+        b'{"type":"other","ts_event":4,"ts_init":4}\n'
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.pipe_stages", "strategy", "--feedback", fifo],
+            input=data,
+            capture_output=True,
+            env=agkit_env(),
+            cwd=ROOT,
+            timeout=60,
+        )
+    finally:
+        os.close(reader)
+    assert proc.returncode == 0, proc.stderr
+    out = parse_ndjson(proc.stdout)
+    assert [r["type"] for r in out] == ["tick", "submit_order", "other", "metric"]
+    assert out[-1]["value"] == 0  # the tagged fill was ours: dropped, not counted
+    assert b"line 2" in proc.stderr and b"invalid JSON" in proc.stderr
+
+
 # ---- Chain (in process) ---------------------------------------------------------------
 
 
