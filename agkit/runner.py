@@ -471,7 +471,9 @@ class PipeRunner:
             done = fb.try_flush()
         except OSError as exc:
             if is_broken_pipe(exc):
-                log(f"agkit {self.stage.name}: the feedback reader went away; feedback stopped")
+                # The reader is the pipeline's head stage: it exits at the normal end of
+                # input (and if it dies, so does the pipe, which the shell reports). What
+                # was not yet read has nowhere to go; stop feeding back, quietly.
                 self._fb = None
                 self._fb_tag = b""  # lines already sent may still come around: keep feedback_path
                 return

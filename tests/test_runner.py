@@ -82,8 +82,15 @@ def test_feedback_loop_with_slow_consumer_does_not_deadlock(tmp_path: Path) -> N
             cwd=ROOT,
         )
     strat = _stage("strategy", stdin=head.stdout, stdout=subprocess.PIPE)
-    exe = _stage("exec", "--feedback", fifo, stdin=strat.stdout, stdout=subprocess.PIPE)
-    assert exe.stdout
+    exe = _stage(
+        "exec",
+        "--feedback",
+        fifo,
+        stdin=strat.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert exe.stdout and exe.stderr
     got = 0
     chunks = []
     while True:
@@ -95,6 +102,7 @@ def test_feedback_loop_with_slow_consumer_does_not_deadlock(tmp_path: Path) -> N
         if got % 50 == 0:
             time.sleep(0.001)
     assert exe.wait(timeout=120) == 0
+    assert exe.stderr.read() == b""  # the head leaving first at the end is normal, not news
     out = parse_ndjson(b"".join(chunks))
     assert sum(r["type"] == "order_filled" for r in out) == n
 
