@@ -631,6 +631,9 @@ def _silence_stdout(fd: int) -> None:
         pass
 
 
+_NEVER = 1 << 62  # a due time no timestamp in µs reaches
+
+
 class Chain(Stage):
     """Several stages in one process: each stage's output is the next one's input.
 
@@ -655,6 +658,8 @@ class Chain(Stage):
         self._own: dict[int, dict[str, Any]] = {}  # feedback records in flight, kept alive by id
         self._pending: deque[dict[str, Any]] = deque()
         self._timers: list[tuple[int, int, Timer]] = []  # (due, stage index, timer)
+        self._next_due = _NEVER  # the earliest due time among _timers
+        self._event_time = isinstance(self.clock, EventClock)
         self._out: list[Rec] = []
         self._sync_only = False  # set by process(), which has no event loop
         self._started = False  # has a timestamped record arrived yet
@@ -672,6 +677,7 @@ class Chain(Stage):
         now = self.clock.now_us()
         for i, stage in enumerate(self.stages):
             self._timers += [(now + t.interval_us, i, t) for t in stage.timers()]
+        self._reschedule()
         if any(inspect.isawaitable(r) for r in results):
             return self._settle(results)  # a live venue reconciles before trading
         return self._emitted_all(results)
@@ -683,7 +689,7 @@ class Chain(Stage):
         return self.stages[0].run(self._ctxs[0])
 
     def timers(self) -> list[Timer]:
-        if isinstance(self.clock, EventClock) or not self._timers:
+        if self._event_time or not self._timers:
             return []
         # on a wall clock, stage timers also fire while the market is quiet
         return [Timer(min(t.interval_us for _, _, t in self._timers), self._tick)]
@@ -747,15 +753,16 @@ class Chain(Stage):
             return []
         if not self._started:
             self._started = True
-            if isinstance(self.clock, EventClock):
+            if self._event_time:
                 # intervals that elapsed before the first record are skipped: a clock at
                 # 0 would otherwise fire every timer for every interval since 1970
                 self._timers = [
                     (due + -(-(ts - due) // t.interval_us) * t.interval_us if due < ts else due, i, t)
                     for due, i, t in self._timers
                 ]
-        out = self._fire_timers(ts) if self._timers else []
-        if isinstance(self.clock, EventClock):
+                self._reschedule()
+        out = self._fire_timers(ts) if ts >= self._next_due else []
+        if self._event_time:
             self.clock.advance(ts)
         return out
 
@@ -834,15 +841,19 @@ class Chain(Stage):
         self._own.clear()  # whatever did not come back was consumed on the way
         return out
 
+    def _reschedule(self) -> None:
+        self._next_due = min(due for due, _, _ in self._timers) if self._timers else _NEVER
+
     def _fire_timers(self, until: int) -> list[Rec]:
         out: list[Rec] = []
         while True:
             due, index, timer = min(self._timers, key=lambda t: (t[0], t[1]))
             if due > until:
+                self._reschedule()
                 return out
             self._timers.remove((due, index, timer))
             self._timers.append((due + timer.interval_us, index, timer))
-            if isinstance(self.clock, EventClock):
+            if self._event_time:
                 self.clock.advance(due)
             out += self._emitted(index, timer.fn())
 
