@@ -659,7 +659,7 @@ class Chain(Stage):
         self._pending: deque[dict[str, Any]] = deque()
         self._timers: list[tuple[int, int, Timer]] = []  # (due, stage index, timer)
         self._next_due = _NEVER  # the earliest due time among _timers
-        self._event_time = isinstance(self.clock, EventClock)
+        self._event_clock = self.clock if isinstance(self.clock, EventClock) else None
         self._out: list[Rec] = []
         self._sync_only = False  # set by process(), which has no event loop
         self._started = False  # has a timestamped record arrived yet
@@ -689,7 +689,7 @@ class Chain(Stage):
         return self.stages[0].run(self._ctxs[0])
 
     def timers(self) -> list[Timer]:
-        if self._event_time or not self._timers:
+        if self._event_clock is not None or not self._timers:
             return []
         # on a wall clock, stage timers also fire while the market is quiet
         return [Timer(min(t.interval_us for _, _, t in self._timers), self._tick)]
@@ -753,7 +753,7 @@ class Chain(Stage):
             return []
         if not self._started:
             self._started = True
-            if self._event_time:
+            if self._event_clock is not None:
                 # intervals that elapsed before the first record are skipped: a clock at
                 # 0 would otherwise fire every timer for every interval since 1970
                 self._timers = [
@@ -762,8 +762,8 @@ class Chain(Stage):
                 ]
                 self._reschedule()
         out = self._fire_timers(ts) if ts >= self._next_due else []
-        if self._event_time:
-            self.clock.advance(ts)
+        if self._event_clock is not None:
+            self._event_clock.advance(ts)
         return out
 
     def _ingest(self, index: int, recs: list[dict[str, Any]]) -> list[Rec]:
@@ -853,8 +853,8 @@ class Chain(Stage):
                 return out
             self._timers.remove((due, index, timer))
             self._timers.append((due + timer.interval_us, index, timer))
-            if self._event_time:
-                self.clock.advance(due)
+            if self._event_clock is not None:
+                self._event_clock.advance(due)
             out += self._emitted(index, timer.fn())
 
 
