@@ -376,7 +376,20 @@ class Oms:
             self._apply(order, "fill")
             order.filled = ev.filled
         self._count("restored")
-        self._record("order_accepted", ev.ts_event, id=oid, venue_order_id=ev.venue_order_id)
+        r = ev.order  # a restored order is new to the stream: say what it is
+        self._record(
+            "order_accepted",
+            ev.ts_event,
+            id=oid,
+            venue_order_id=ev.venue_order_id,
+            strategy=r.strategy,
+            venue=r.venue,
+            market=r.market,
+            asset=r.asset,
+            side=r.side,
+            price=float(r.price),
+            size=float(r.size),
+        )
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -367,6 +367,14 @@ def test_restored_orders_are_tracked_and_cancelable() -> None:
         "ts_init": 0,
         "id": "0xabc",
         "venue_order_id": "0xabc",
+        # a restored order is new to the stream: its acceptance says what it is
+        "strategy": req.strategy,
+        "venue": req.venue,
+        "market": req.market,
+        "asset": req.asset,
+        "side": req.side,
+        "price": float(req.price),
+        "size": float(req.size),
     }
     assert oms.orders["0xabc"].state is S.PARTIALLY_FILLED
     oms.cancel_all(cancel_all(2))
