@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from agkit.clock import EventClock
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
 from agkit.risk.killswitch import KillSwitchState
@@ -98,28 +97,30 @@ class RiskCheck(Stage):
         # counters
         self.approved = 0
         self.denied_by: dict[str, int] = {}
-        self.checked_by: dict[str, int] = {}
         self._rate_windows: list[deque[int]] = []
         self._rate_by_spec: dict[int, deque[int]] = {}
-        # gross shares per asset (with, without open orders) and per market, kept
-        # incrementally when a market- or event-scoped PositionLimit needs them
+        # Per market, kept incrementally when a market- or event-scoped PositionLimit
+        # needs them: mkt_excl = sum of |position| over its assets; mkt_incl = the same
+        # plus every open order's remaining size, an upper bound of the gross with open
+        # orders that an order's approval or cancel moves by one addition.
         self._track_gross = any(
             p.type == "PositionLimit" and p.params["scope"] != "asset" for p in policy.policies
         )
-        self.expo: dict[str, tuple[float, float]] = {}
+        self.held: dict[str, float] = {}  # asset -> |position| as counted in the totals
         self.mkt_incl: dict[str, float] = {}
         self.mkt_excl: dict[str, float] = {}
-        self.checks: list[tuple[str, Check]] = []
         self.loss_policies: list[PolicySpec] = policy.of_type("LossLimit")
         compiled: list[tuple[PolicySpec, Check]] = []
         for spec in policy.policies:
             check = self._compile(spec)
             if check is not None:
-                self.checks.append((spec.name, check))
                 compiled.append((spec, check))
         self._check_all = self._generate(compiled)
+        # Event time: with advance_clock (a pipe with --clock event) the stage owns the
+        # time itself, the latest ts_event seen, kept in `now` with one comparison per
+        # record; otherwise it reads ctx.clock when it needs the time.
+        self.now = 0
         self._clock_now: Callable[[], int] = _zero
-        self._advance: Callable[[int], None] | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Out]] = {
             "submit_order": self._on_order,
             "book": self._on_book,
@@ -136,9 +137,8 @@ class RiskCheck(Stage):
     def start(self, ctx: Context) -> Out:
         self.ctx = ctx
         self.clock = ctx.clock
-        self._clock_now = ctx.clock.now_us
-        clock = ctx.clock
-        self._advance = clock.advance if self.advance_clock and isinstance(clock, EventClock) else None
+        self.now = ctx.clock.now_us()
+        self._clock_now = self._event_now if self.advance_clock else ctx.clock.now_us
         now = self._clock_now()
         out: list[dict[str, Any]] = []
         for spec in self.policy.of_type("KillSwitch"):
@@ -151,6 +151,9 @@ class RiskCheck(Stage):
         if out:
             out.append(self._kill_metric(now))
         return out
+
+    def _event_now(self) -> int:
+        return self.now
 
     def stop(self) -> Out:
         for sig in self._signals_installed:
@@ -243,10 +246,10 @@ class RiskCheck(Stage):
     # -- records -----------------------------------------------------------------------
 
     def on_record(self, rec: dict[str, Any]) -> Out:
-        if self._advance is not None:
+        if self.advance_clock:
             ts = rec.get("ts_event")
-            if type(ts) is int:
-                self._advance(ts)
+            if type(ts) is int and ts > self.now:
+                self.now = ts
         return self._handlers[rec["type"]](rec)
 
     def _on_order(self, rec: dict[str, Any]) -> Out:
@@ -271,11 +274,11 @@ class RiskCheck(Stage):
             same_open = self.open_sell.get(asset, 0.0)
         else:
             raise InvalidRecord(f"submit_order: side must be buy or sell, got {side!r}")
-        now = self._clock_now()
+        now = self.now if self.advance_clock else self._clock_now()
         pos = self.pf.positions.get(asset)
         cur = pos.size if pos is not None else 0.0
         reducing = cur * sgn < 0.0 and size + same_open <= abs(cur) + EPS
-        if self.asset_market.get(asset) is None:
+        if asset not in self.asset_market:
             self._learn(market, asset)
         if not (0.0 < price < 1.0 and size > 0.0):
             return self._deny(rec, oid, now, [("OrderSanity", f"OrderSanity: price {price} must be in (0, 1) and size {size} > 0")])
@@ -298,7 +301,8 @@ class RiskCheck(Stage):
             self.open_sell[asset] = same_open + size
         self.open_n_asset[asset] = self.open_n_asset.get(asset, 0) + 1
         if self._track_gross:
-            self._update_expo(asset)
+            m = self.asset_market[asset]
+            self.mkt_incl[m] = self.mkt_incl.get(m, 0.0) + size
         for window in self._rate_windows:
             window.append(now)
         self.approved += 1
@@ -383,19 +387,19 @@ class RiskCheck(Stage):
                     pos.mark = self.mid.get(asset)
                 self._refresh(asset)
                 if self._track_gross:
-                    self._update_expo(asset)
+                    self._sync_held(asset)
             return [rec, *self._check_loss()] if self.loss_policies else (rec,)
         if key in self.seen_trades:  # a settlement update of a fill already counted
             return (rec,)
         self.seen_trades.add(key)
-        if self.asset_market.get(asset) is None:
+        if asset not in self.asset_market:
             self._learn(market, asset)
         pos = self.pf.apply_fill(market, asset, side, float(price), float(size), float(fee), trade_id)
         m = self.mid.get(asset)
         if m is not None:
             pos.mark = m
         if self._track_gross:
-            self._update_expo(asset)
+            self._sync_held(asset)
         order = self.open.get(oid)
         if order is not None:
             left = order[2] - size
@@ -411,10 +415,14 @@ class RiskCheck(Stage):
     def _reduce_open(self, order: tuple[str, float, float, float, str], size: float) -> None:
         asset = order[0]
         book = self.open_buy if order[1] > 0 else self.open_sell
-        left = book.get(asset, 0.0) - size
-        book[asset] = left if left > EPS else 0.0
+        had = book.get(asset, 0.0)
+        left = had - size
+        if left <= EPS:
+            left = 0.0
+        book[asset] = left
         if self._track_gross:
-            self._update_expo(asset)
+            m = self.asset_market[asset]
+            self.mkt_incl[m] = self.mkt_incl.get(m, 0.0) - (had - left)
 
     def _close(self, oid: str) -> None:
         order = self.open.pop(oid, None)
@@ -443,7 +451,7 @@ class RiskCheck(Stage):
         for pos in self.pf.resolve(market, winner):
             self._refresh(pos.asset)
             if self._track_gross:
-                self._update_expo(pos.asset)
+                self._sync_held(pos.asset)
         for oid in [o for o, v in self.open.items() if v[4] == market]:
             self._close(oid)
         return [rec, *self._check_loss()] if self.loss_policies else (rec,)
@@ -711,44 +719,36 @@ class RiskCheck(Stage):
             extra += self.open_buy.get(a, 0.0) if sgn > 0 else self.open_sell.get(a, 0.0)
         return abs(cur + sgn * extra)
 
-    def _update_expo(self, asset: str) -> None:
+    def _sync_held(self, asset: str) -> None:
+        """Move the market totals by the change in this asset's |position|."""
         market = self.asset_market.get(asset)
         if market is None:
             return
         pos = self.pf.positions.get(asset)
-        s = pos.size if pos is not None else 0.0
-        excl = abs(s)
-        incl = max(abs(s + self.open_buy.get(asset, 0.0)), abs(s - self.open_sell.get(asset, 0.0)))
-        old = self.expo.get(asset)
-        self.expo[asset] = (incl, excl)
-        if old is None:
-            old = (0.0, 0.0)
-        self.mkt_incl[market] = self.mkt_incl.get(market, 0.0) + incl - old[0]
-        self.mkt_excl[market] = self.mkt_excl.get(market, 0.0) + excl - old[1]
+        new = abs(pos.size) if pos is not None else 0.0
+        d = new - self.held.get(asset, 0.0)
+        if d:
+            self.held[asset] = new
+            self.mkt_incl[market] = self.mkt_incl.get(market, 0.0) + d
+            self.mkt_excl[market] = self.mkt_excl.get(market, 0.0) + d
 
-    def _gross_other_fast(self, markets: list[str], skip: str, include_open: bool) -> float:
-        """Gross shares over these markets' assets except `skip` (incremental totals)."""
-        totals = self.mkt_incl if include_open else self.mkt_excl
+    def _gross_other(self, markets: list[str], skip: str, include_open: bool) -> float:
+        """Gross shares over these markets' assets except `skip`, counted from scratch
+        (each asset's worse side: position plus open buys, or minus open sells)."""
+        positions = self.pf.positions
+        buys = self.open_buy
+        sells = self.open_sell
         total = 0.0
         for mk in markets:
-            total += totals.get(mk, 0.0)
-        own = self.expo.get(skip)
-        if own is not None:
-            total -= own[0] if include_open else own[1]
-        return max(total, 0.0)
-
-    def _gross_other(self, assets: set[str] | list[str], skip: str, include_open: bool) -> float:
-        positions = self.pf.positions
-        total = 0.0
-        for x in assets:
-            if x == skip:
-                continue
-            pos = positions.get(x)
-            s = pos.size if pos is not None else 0.0
-            if include_open:
-                total += max(abs(s + self.open_buy.get(x, 0.0)), abs(s - self.open_sell.get(x, 0.0)))
-            else:
-                total += abs(s)
+            for x in self.market_assets.get(mk, ()):
+                if x == skip:
+                    continue
+                pos = positions.get(x)
+                s = pos.size if pos is not None else 0.0
+                if include_open:
+                    total += max(abs(s + buys.get(x, 0.0)), abs(s - sells.get(x, 0.0)))
+                else:
+                    total += abs(s)
         return total
 
     def _position_check(self, spec: PolicySpec) -> Check:
@@ -762,7 +762,7 @@ class RiskCheck(Stage):
         event = p.get("event")
         event_markets = set(self.policy.events.get(event, ())) if event is not None else None
         new_abs = self._new_abs
-        gross_other_fast = self._gross_other_fast
+        gross_other = self._gross_other
         event_list = sorted(event_markets) if event_markets is not None else []
         label = f"{name} (market: {only_market})" if only_market is not None else name
 
@@ -781,11 +781,11 @@ class RiskCheck(Stage):
                     return f"{label}: new position {new:.2f} exceeds max {max_size:.2f} on asset {a}"
                 return None
             if scope == "market":
-                total = new + gross_other_fast([self.asset_market.get(a, m)], a, include_open)
+                total = new + gross_other([self.asset_market.get(a, m)], a, include_open)
                 if total > max_size + EPS:
                     return f"{label}: gross position {total:.2f} in market {m} exceeds max {max_size:.2f}"
                 return None
-            total = new + gross_other_fast(event_list, a, include_open)
+            total = new + gross_other(event_list, a, include_open)
             if total > max_size + EPS:
                 return f"{label}: gross position {total:.2f} in event {event} exceeds max {max_size:.2f}"
             return None
