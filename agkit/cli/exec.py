@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -44,6 +45,16 @@ def exec_(
             metavar="PATH",
             help="Also write exec's own events to this FIFO, for the head stage's --merge PATH "
             "(fills reach the strategy); they are dropped when they come around again.",
+        ),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal",
+            metavar="PATH",
+            help="polymarket --live: the file of what exec sent and reported, so a restart reports "
+            "exactly what it missed (fills, cancels while down) and nothing twice "
+            "(default: $XDG_STATE_HOME/agkit/exec/polymarket-<host>-<funder>.jsonl).",
         ),
     ] = None,
     latency_us: Annotated[
@@ -107,6 +118,8 @@ def exec_(
     if venue is VenueName.PAPER:
         if live:
             raise UsageError("--live is for a real venue; the paper venue never sends anything")
+        if journal is not None:
+            raise UsageError("--journal is for a live venue; the paper venue keeps nothing across runs")
         from agkit.exec.paper import PaperVenue
 
         v = PaperVenue(
@@ -118,12 +131,12 @@ def exec_(
             seed=seed,
         )
     else:
-        v = polymarket_venue(live)
+        v = polymarket_venue(live, journal)
     return run_stage(ExecStage(v), on_error=on_error, feedback=feedback)
 
 
-def polymarket_venue(live: bool) -> Venue:
-    """The Polymarket venue, imported lazily: `PolymarketVenue(live=...)` from
+def polymarket_venue(live: bool, journal: Path | None = None) -> Venue:
+    """The Polymarket venue, imported lazily: `PolymarketVenue(live=..., journal=...)` from
     agkit.venues.polymarket.venue (or the package)."""
     import importlib
 
@@ -147,7 +160,7 @@ def polymarket_venue(live: bool) -> Venue:
             "the polymarket venue is not available in this build "
             "(agkit.venues.polymarket has no PolymarketVenue); use --venue paper"
         )
-    venue: Venue = cls(live=live)
+    venue: Venue = cls(live=live, journal=journal or "auto")
     return venue
 
 

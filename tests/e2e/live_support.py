@@ -230,7 +230,8 @@ class Bot:
         return [" ".join(s[:2]) if s[0] in ("feed", "store", "strategy") else s[0] for s in self.stages]
 
     def start(self) -> None:
-        env = agkit_env(**self.venue.env())
+        # exec's journal (agkit/exec/journal.py) under the test's own state dir, shared by the runs of a test
+        env = agkit_env(**self.venue.env(), XDG_STATE_HOME=str(self.dir.parent / "state"))
         prev: Any = subprocess.DEVNULL
         pgid = 0
         try:

@@ -278,18 +278,6 @@ def test_restart_drill(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -
     assert stored(db) == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (reported, design-level, not fixed here): a restarted exec never reports fills it did not see "
-        "live. agkit/venues/polymarket/venue.py _reconcile restores open orders (id = venue hash) but puts "
-        "every trade of a just-restored order in _ignored ('already in size_matched') and skips trades of "
-        "orders it does not know (fully filled while down); so a fill made while the bot was down, or whose "
-        "order_filled died in the pipe at the crash, reaches neither the store nor any position. Reporting "
-        "them needs a persistent journal (client id <-> hash, trades already reported) or fills keyed by "
-        "(trade_id, venue_order_id) in the store, else a restart would duplicate the fills run 1 reported."
-    ),
-)
 def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
     """A quote filled while every stage is dead: the restarted bot must learn of the fill."""
     db = tmp_path / "bot.db"

@@ -4,6 +4,7 @@ as real subprocesses against the fake CLOB (served from a thread of the test pro
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ class Served:
         self.call(self.fake.start())
         self.fake.add_market(COND, TOKEN)
         self.acc = self.fake.add_account()
+        self.state = tempfile.TemporaryDirectory()  # exec --live keeps its journal here, not in ~/.local/state
 
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
@@ -48,7 +50,7 @@ class Served:
 
     def env(self, creds: bool = True, **extra: str) -> dict[str, str]:
         env = {"AGKIT_CLOB_URL": self.fake.url, "AGKIT_CLOB_WS_URL": self.fake.ws_url, "POLYMARKET_PRIVATE_KEY": TEST_KEY,
-               "AGKIT_ENV_FILE": "/nonexistent/.env"}
+               "AGKIT_ENV_FILE": "/nonexistent/.env", "XDG_STATE_HOME": self.state.name}
         if creds:
             env.update(POLYMARKET_API_KEY=self.acc.api_key, POLYMARKET_API_SECRET=self.acc.secret, POLYMARKET_API_PASSPHRASE=self.acc.passphrase)
         env.update(extra)
@@ -58,6 +60,7 @@ class Served:
         self.call(self.fake.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.state.cleanup()
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ class StubClient:
         data: list[dict[str, Any]] = sample("clob_get_open_orders_page_synthetic.json")["data"]
         return data
 
-    async def trades(self) -> list[dict[str, Any]]:
+    async def trades(self, **_query: Any) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = sample("clob_get_trades_page_synthetic.json")["data"]
         return data
 

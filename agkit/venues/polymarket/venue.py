@@ -4,9 +4,13 @@ Without `--live` (the default) every order is validated, signed and printed on s
 as the exact POST /order body, and reported `order_rejected` with reason "dry run":
 nothing is sent, nothing is pretended to rest. With `--live`:
 
-- start: derive API credentials if none are configured (L1), then reconcile: open orders
-  this run did not place are reported `Restored`; recent trades are read so a replayed
-  event is never counted twice.
+- start: derive API credentials if none are configured (L1), then reconcile with the
+  journal (agkit/exec/journal.py: what this bot sent and reported before a restart):
+  open orders this run did not place are reported `Restored` (id = the venue's order id,
+  the fields from the journal or the venue's payload); the trades of journaled orders
+  that were never reported are reported `Filled`, and journaled orders gone from the
+  venue `Canceled`/`Expired`. Open orders the journal does not know (placed by another
+  tool) are restored with the size already matched; their earlier trades are not ours.
 - submit: the local gate (tick, lot, minimum, expiry, post-only) rejects with the
   venue's wording before signing; orders arriving together go out as one POST /orders
   (≤ 15). The order hash is known before sending, so a lost reply is resolved by looking
@@ -34,9 +38,18 @@ import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from agkit.errors import ConfigError
+from agkit.exec.journal import (
+    Journal,
+    JournaledOrder,
+    default_path,
+    done_entry,
+    fill_entry,
+    order_entry,
+)
 from agkit.exec.venue import (
     Accepted,
     Canceled,
@@ -63,6 +76,7 @@ if TYPE_CHECKING:
 
 _TIFS: dict[str, Any] = {"GTC": "GTC", "GTD": "GTD", "FOK": "FOK", "FAK": "FAK"}
 GTD_MIN_SECONDS = 60  # the venue's "security threshold"
+TRADES_SLACK_S = 120  # read trades from a little before our oldest order (clock skew)
 DRY_RUN_REASON = "dry run: order signed, not sent (run with --live to send)"
 
 
@@ -78,6 +92,7 @@ class _Entry:
     done: asyncio.Future[None] | None = None  # resolved once Accepted/Rejected was reported
     restored_id: str | None = None  # the venue's id of an order found by reconciliation
     sent: bool = False  # handed to the HTTP client
+    since: int = 0  # unix s when sent or restored: its trades are not older
 
     @property
     def hash(self) -> str | None:
@@ -117,6 +132,7 @@ class PolymarketVenue(Venue):
         cancel_on_stop: bool | None = None,
         stop_timeout: float = 10.0,
         ws_backoff: float = 0.5,
+        journal: Path | str | None = None,
     ) -> None:
         from agkit.venues.polymarket import credentials
 
@@ -130,6 +146,8 @@ class PolymarketVenue(Venue):
         )
         self.stop_timeout = stop_timeout
         self.ws_backoff = ws_backoff
+        self.journal_path = journal  # "auto": one per host and funder under the XDG state dir
+        self.journal: Journal | None = None
         self._client = client
         self.builder: OrderBuilder | None = None
         self.channel: UserChannel | None = None
@@ -137,6 +155,7 @@ class PolymarketVenue(Venue):
         self._by_hash: dict[str, str] = {}
         self._fills: dict[tuple[str, str], str] = {}  # (client id, trade id) -> settlement reported
         self._ignored: set[tuple[str, str]] = set()  # fills from before a restored order was ours
+        self._prior: set[tuple[str, str]] = set()  # fills reported before a restart (from the journal)
         self._ticks: dict[str, Any] = {}
         self._mins: dict[str, Any] = {}
         self._neg: dict[str, bool] = {}
@@ -180,6 +199,12 @@ class PolymarketVenue(Venue):
         if self._client.creds is None:
             self.log("agkit exec: no API credentials configured; deriving them with the L1 signature")
             self._client.creds = await self._client.create_or_derive_api_key()
+        if self.journal_path is not None:
+            path = Path(self.journal_path)
+            if self.journal_path == "auto":
+                path = default_path(self.name, cfg.host, cfg.funder or signer.address)
+            self.journal = Journal(path, self.log)
+            self.log(f"agkit exec: journal {path} ({len(self.journal.orders)} order(s) to reconcile)")
         await self._reconcile(first=True)
         self._ready.set()
         self.log(f"agkit exec: polymarket LIVE as {signer.address} on {cfg.host}")
@@ -223,8 +248,9 @@ class PolymarketVenue(Venue):
         client = self._client
         if client is not None and self.sending and self._ready is not None:
             # fills that matched but whose events have not arrived yet: read them over REST
+            after = self._trades_after()
             try:
-                for t in await client.trades():
+                for t in await client.trades(after=after) if after is not None else []:
                     self._on_trade(t)
             except Exception as exc:
                 self.log(f"agkit exec: final trade check failed: {exc}")
@@ -238,6 +264,8 @@ class PolymarketVenue(Venue):
             await self.channel.close()
         if client is not None:
             await client.aclose()
+        if self.journal is not None:
+            self.journal.close()
         resting = self._resting()
         if resting and self.sending:
             self.log(f"agkit exec: {len(resting)} order(s) left resting at the venue (AGKIT_CANCEL_ON_EXIT=1 cancels them)")
@@ -281,7 +309,27 @@ class PolymarketVenue(Venue):
         return self.clock.now_us()
 
     def _emit(self, ev: VenueEvent) -> None:
+        if self.journal is not None:  # on disk before the record leaves: a restart never repeats it
+            self.journal.write(self._journal_entries(ev))
         self.report(ev)
+
+    def _journal_entries(self, ev: VenueEvent) -> list[dict[str, Any]]:
+        assert self.journal is not None
+        e = self._orders.get(ev.order.id if isinstance(ev, Restored) else ev.id)
+        vid = e.hash if e is not None else None
+        if e is None or vid is None or vid not in self.journal.orders:
+            return []
+        if isinstance(ev, Accepted):
+            return [{"k": "ack", "v": vid}]
+        if isinstance(ev, Filled):
+            entries = [fill_entry(vid, ev.trade_id, am.dec(ev.size), ev.settlement)]
+            return [*entries, done_entry(vid)] if e.terminal else entries
+        if isinstance(ev, Settled):
+            size = self.journal.orders[vid].fills.get(ev.trade_id, (Decimal(0), ""))[0]
+            return [fill_entry(vid, ev.trade_id, size, ev.settlement)]
+        if isinstance(ev, Canceled | Expired | Rejected):
+            return [done_entry(vid)]
+        return []
 
     def _reject(self, entry: _Entry, reason: str) -> None:
         if entry.terminal and entry.done is not None and entry.done.done():
@@ -401,8 +449,12 @@ class PolymarketVenue(Venue):
         self._flush_scheduled = False
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            now = int(time.time())
             for e in batch:
                 e.sent = True
+                e.since = now
+            if self.journal is not None:  # known before it may exist at the venue
+                self.journal.write([order_entry(e.hash or "", e.req.id, _req_fields(e.req), now) for e in batch])
             self._spawn(self._send(batch))
 
     async def _send(self, batch: list[_Entry]) -> None:
@@ -635,6 +687,14 @@ class PolymarketVenue(Venue):
             return
         if reported == "pending" and settlement != "pending":
             self._fills[key] = settlement
+            if key in self._prior:
+                # its pending order_filled went out before the restart: this OMS does not know
+                # the fill, so the settlement is journaled and said here, not re-emitted
+                self.log(f"agkit exec: trade {trade_id} of order {cid} (reported before the restart) is now {settlement}")
+                if self.journal is not None and e.hash in self.journal.orders:
+                    size = self.journal.orders[e.hash].fills.get(trade_id, (Decimal(0), ""))[0]
+                    self.journal.write([fill_entry(e.hash, trade_id, size, settlement)])
+                return
             ev = Settled(cid, trade_id, settlement, ts)  # type: ignore[arg-type]
             if not e.acked:
                 e.held.append(ev)
@@ -657,46 +717,97 @@ class PolymarketVenue(Venue):
     async def _reconcile(self, first: bool) -> None:
         client = self._require_client()
         opened = await client.open_orders()
-        open_ids = set()
-        restored_now: set[str] = set()
+        open_ids = {str(o.get("id")) for o in opened}
+        after = self._trades_after()
+        trades = await client.trades(after=after) if after is not None else []
+        trades.sort(key=lambda t: _ts_us(t.get("match_time") or t.get("last_update"), 0))
+        if first and self.journal is not None:
+            # what this bot sent before a restart and has not seen end: open or gone
+            payloads = {str(o.get("id")): o for o in opened}
+            for jo in list(self.journal.orders.values()):
+                if not jo.done and jo.venue_order_id not in self._by_hash:
+                    await self._restore_journaled(jo, payloads.get(jo.venue_order_id), trades)
         for o in opened:
             h = str(o.get("id"))
-            open_ids.add(h)
-            if h in self._by_hash:
-                continue
-            req = OrderRequest(
-                id=h,
-                strategy="restored",
-                venue="polymarket",
-                market=str(o.get("market", "")),
-                asset=str(o.get("asset_id", "")),
-                side="buy" if str(o.get("side", "")).upper() == "BUY" else "sell",
-                price=am.dec(o.get("price", "0")),
-                size=am.dec(o.get("original_size", "0")),
-                tif=_TIFS.get(str(o.get("order_type")), "GTC"),
-            )
-            filled = am.dec(o.get("size_matched") or "0")
-            e = _Entry(req, acked=True, filled=filled, restored_id=h)
-            self._orders[h] = e
-            self._by_hash[h] = h
-            restored_now.add(h)
-            self._emit(Restored(req, h, filled, _ts_us(o.get("created_at"), self._now())))
-        trades = await client.trades()
+            if h not in self._by_hash:
+                self._restore_foreign(o, trades)
         for t in trades:
-            tid = str(t.get("id"))
-            # fills of a just-restored order are already in its `filled`
-            for h in [str(t.get("taker_order_id"))] + [str(m.get("order_id")) for m in t.get("maker_orders") or []]:
-                if h in restored_now:
-                    self._ignored.add((h, tid))
             self._on_trade(t)
-        if not first:
-            for e in list(self._orders.values()):
-                if e.acked and not e.terminal and e.hash and e.hash not in open_ids:
-                    found = await client.get_order(e.hash)
-                    status = norm_status((found or {}).get("status"))
-                    if found is None or status in ("CANCELED", "INVALID"):
-                        self._mark_canceled(e, "canceled at the venue while the user channel was down")
+        for e in list(self._orders.values()):
+            if e.acked and not e.terminal and e.hash and e.hash not in open_ids:
+                found = await client.get_order(e.hash)
+                status = norm_status((found or {}).get("status"))
+                if found is None or status in ("CANCELED", "INVALID"):
+                    self._end_gone(e)
         self.reconciliations += 1
+
+    def _trades_after(self) -> int | None:
+        """Trades from before our oldest order that may still trade are not ours to read."""
+        since = [e.since for e in self._orders.values() if e.since and not e.terminal]
+        if self.journal is not None:
+            since += [jo.ts for jo in self.journal.orders.values() if not (jo.done and jo.settled())]
+        return min(since) - TRADES_SLACK_S if since else None
+
+    def _track(self, req: OrderRequest, h: str, filled: Decimal, since: int) -> _Entry:
+        e = _Entry(req, acked=True, filled=filled, restored_id=h, since=since)
+        self._orders[h] = e
+        self._by_hash[h] = h
+        return e
+
+    async def _restore_journaled(self, jo: JournaledOrder, payload: dict[str, Any] | None, trades: list[dict[str, Any]]) -> None:
+        """An order sent before a restart: restored under its venue id with the size already
+        reported, so the trades never reported become fills and nothing is counted twice."""
+        h = jo.venue_order_id
+        if payload is None and not jo.acked and not any(h in _order_ids(t) for t in trades):
+            # gone without a trade and never reported accepted: only the venue can say whether it was there
+            found = await self._require_client().get_order(h)
+            if found is None:
+                self.log(f"agkit exec: order {jo.client_id} ({h}) never reached the venue before the restart")
+                assert self.journal is not None
+                self.journal.write([done_entry(h)])
+                return
+        req = _request_from_journal(h, jo.req)
+        e = self._track(req, h, jo.reported, jo.ts)
+        for tid, (_size, settlement) in jo.fills.items():
+            self._fills[(h, tid)] = settlement
+            self._prior.add((h, tid))
+        created = _ts_us((payload or {}).get("created_at"), jo.ts * 1_000_000)
+        self.log(f"agkit exec: order {jo.client_id} restored as {h} ({jo.reported} of {req.size} reported before the restart)")
+        self._emit(Restored(req, h, e.filled, created))
+
+    def _restore_foreign(self, o: dict[str, Any], trades: list[dict[str, Any]]) -> None:
+        """An open order this bot has no record of: ours from now on; what it matched
+        before (size_matched, its trades) was never ours to report."""
+        h = str(o.get("id"))
+        req = OrderRequest(
+            id=h,
+            strategy="restored",
+            venue="polymarket",
+            market=str(o.get("market", "")),
+            asset=str(o.get("asset_id", "")),
+            side="buy" if str(o.get("side", "")).upper() == "BUY" else "sell",
+            price=am.dec(o.get("price", "0")),
+            size=am.dec(o.get("original_size", "0")),
+            tif=_TIFS.get(str(o.get("order_type")), "GTC"),
+        )
+        filled = am.dec(o.get("size_matched") or "0")
+        now = int(time.time())
+        e = self._track(req, h, filled, now)
+        earlier = {str(t) for t in o.get("associate_trades") or []} | {str(t.get("id")) for t in trades if h in _order_ids(t)}
+        for tid in earlier:
+            self._ignored.add((h, tid))
+        if self.journal is not None:
+            self.journal.write([order_entry(h, h, _req_fields(req), now, filled), {"k": "ack", "v": h}]
+                               + [fill_entry(h, tid, Decimal(0), "ignored") for tid in sorted(earlier)])
+        self._emit(Restored(req, h, e.filled, _ts_us(o.get("created_at"), self._now())))
+
+    def _end_gone(self, e: _Entry) -> None:
+        """An open order the venue no longer has, and no trade of ours filled it: it ended unseen."""
+        if e.req.tif == "GTD" and e.req.expire_at is not None and self._now() >= e.req.expire_at and not e.terminal:
+            e.terminal = True
+            self._emit(Expired(e.req.id, self._now(), "GTD expiration reached while exec was away"))
+            return
+        self._mark_canceled(e, "canceled at the venue while exec was away (user channel down or exec stopped)")
 
     # --- heartbeat -----------------------------------------------------------------------------------
 
@@ -720,6 +831,40 @@ class PolymarketVenue(Venue):
         if self._client is None:
             raise ConfigError("the polymarket venue was not started")
         return self._client
+
+
+def _order_ids(trade: dict[str, Any]) -> list[str]:
+    """The venue order ids a trade matched: the taker's and every maker's."""
+    return [str(trade.get("taker_order_id"))] + [str(m.get("order_id")) for m in trade.get("maker_orders") or []]
+
+
+def _req_fields(r: OrderRequest) -> dict[str, Any]:
+    """An order's fields as the journal keeps them (exact decimals as text)."""
+    d: dict[str, Any] = {
+        "strategy": r.strategy, "market": r.market, "asset": r.asset, "side": r.side,
+        "price": str(r.price), "size": str(r.size), "tif": r.tif,
+    }
+    if r.post_only:
+        d["post_only"] = True
+    if r.expire_at is not None:
+        d["expire_at"] = r.expire_at
+    return d
+
+
+def _request_from_journal(h: str, d: dict[str, Any]) -> OrderRequest:
+    return OrderRequest(
+        id=h,
+        strategy=str(d.get("strategy") or "restored"),
+        venue="polymarket",
+        market=str(d["market"]),
+        asset=str(d["asset"]),
+        side="buy" if d["side"] == "buy" else "sell",
+        price=Decimal(d["price"]),
+        size=Decimal(d["size"]),
+        tif=_TIFS.get(str(d.get("tif")), "GTC"),
+        post_only=bool(d.get("post_only")),
+        expire_at=d.get("expire_at"),
+    )
 
 
 def _bps(value: Any) -> float:
