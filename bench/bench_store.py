@@ -140,7 +140,7 @@ def naive_ingest(db: str, lines: list[bytes]) -> float:
 
         rows = Batch()
         for line in lines:
-            rows.add(*to_row(orjson.loads(line)))
+            rows.add(orjson.loads(line))
         ensure = getattr(store, "_ensure_partitions", None)
         if ensure is not None:  # PostgreSQL: the day partitions exist before the timed loop
             ensure(rows)
@@ -180,7 +180,6 @@ def bench_ingest(n: int, naive_n: int, pg: str | None, tmp: Path) -> None:
 
 def load_trades(store: object, n: int, start: int, tag: str) -> None:
     from agkit.store.base import Batch
-    from agkit.store.schema import to_row
 
     rng = random.Random(n)
     batch = Batch()
@@ -190,11 +189,10 @@ def load_trades(store: object, n: int, start: int, tag: str) -> None:
         rec = {"type": "trade", "ts_event": t, "ts_init": t, "venue": "polymarket", "market": f"0xm{i % 10}",
                "asset": f"tok{i % 20}", "price": round(rng.uniform(0.05, 0.95), 3), "size": 10.0,
                "side": "buy", "trade_id": f"{tag}{i}"}
-        table, row = to_row(rec)
-        batch.add(table, row)
+        batch.add(rec)
         if batch.n >= 50_000:
             store.write_batch(batch)  # type: ignore[attr-defined]
-            batch.clear()
+            batch = Batch()
     store.write_batch(batch)  # type: ignore[attr-defined]
 
 

@@ -13,34 +13,27 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from agkit.store.schema import RECORD_TABLES, TABLE_OF_TYPE, TABLES, Table
-
-Row = tuple[Any, ...]
+from agkit.store.schema import RECORD_TABLES, TABLE_OF_TYPE, TABLES, Row, Table, batch_row
 
 DAY_US = 86_400_000_000
 
 
 @dataclass
 class Batch:
-    """Rows waiting for one transaction, per table, with their order in the stream."""
+    """Rows waiting for one transaction, per table. Each row starts with its place in the
+    batch (`ord`), which becomes its global sequence number once written (base + ord)."""
 
     rows: dict[str, list[Row]] = field(default_factory=dict)
-    ords: dict[str, list[int]] = field(default_factory=dict)
     n: int = 0
 
-    def add(self, table: str, row: Row) -> None:
+    def add(self, rec: dict[str, Any]) -> None:
+        """Validate and add one record; InvalidRecord adds nothing."""
+        table, row = batch_row(rec, self.n)
         rows = self.rows.get(table)
         if rows is None:
             rows = self.rows[table] = []
-            self.ords[table] = []
         rows.append(row)
-        self.ords[table].append(self.n)
         self.n += 1
-
-    def clear(self) -> None:
-        self.rows.clear()
-        self.ords.clear()
-        self.n = 0
 
 
 @dataclass

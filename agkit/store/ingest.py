@@ -14,7 +14,6 @@ from typing import Any
 from agkit.errors import AgkitError
 from agkit.stage import Context, Out, Stage, Timer
 from agkit.store.base import Batch, Store
-from agkit.store.schema import to_row
 
 
 class IngestStage(Stage):
@@ -54,9 +53,8 @@ class IngestStage(Stage):
         return None
 
     def on_record(self, rec: dict[str, Any]) -> Out:
-        table, row = to_row(rec)  # InvalidRecord -> the runner's --on-error policy
         batch = self.batch
-        batch.add(table, row)
+        batch.add(rec)  # InvalidRecord -> the runner's --on-error policy
         self.records += 1
         if batch.n >= self.batch_size:
             self.flush()
@@ -80,7 +78,7 @@ class IngestStage(Stage):
         except Exception as exc:  # the database refused the batch: a clear message, exit 1
             raise AgkitError(f"cannot write to the store: {type(exc).__name__}: {exc}") from None
         self.batches += 1
-        self.batch.clear()
+        self.batch = Batch()
         if self.progress:
             now = time.monotonic()
             if now - self._last_report >= 2.0:

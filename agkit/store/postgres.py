@@ -141,7 +141,7 @@ class PostgresStore(Store):
             return
         missing: set[tuple[str, int]] = set()
         for table, rows in batch.rows.items():
-            days = {r[0] // DAY_US for r in rows}
+            days = {r[1] // DAY_US for r in rows}
             missing |= {(table, d) for d in days if (table, d) not in self._parts}
         if not missing:
             return
@@ -166,11 +166,10 @@ class PostgresStore(Store):
             new = 0
             with conn.transaction(), conn.cursor() as cur:
                 for table, rows in batch.rows.items():
-                    ords = batch.ords[table]
                     with cur.copy(self._copy[table]) as copy:
                         write = copy.write_row
-                        for o, r in zip(ords, rows, strict=True):
-                            write((o, *r))
+                        for row in rows:
+                            write(row)
                 cur.execute(
                     "UPDATE agkit_meta SET value = value + %s WHERE key = 'seq' RETURNING value", (batch.n,)
                 )

@@ -23,6 +23,8 @@ from agkit.errors import InvalidRecord
 
 TEXT, INT, REAL = "text", "int", "real"
 
+Row = tuple[Any, ...]
+
 
 @dataclass(frozen=True)
 class Column:
@@ -173,6 +175,7 @@ TABLES: dict[str, Table] = {
 RECORD_TABLES = [t for t in TABLES.values() if t.raw]
 ROLLUP_TABLES = [t for t in TABLES.values() if not t.raw]
 TABLE_OF_TYPE: dict[str, str] = {rt: t.name for t in RECORD_TABLES for rt in t.record_types}
+_TABLE_OF_TYPE_GET = TABLE_OF_TYPE.get
 
 # Retention defaults in days (None: kept). Raw market data 90 d, execution 365 d.
 RETENTION_DAYS: dict[str, int | None] = {
@@ -235,6 +238,9 @@ def _fo(rec: dict[str, Any], name: str) -> float | None:
     return _f(rec, name)
 
 
+_LO, _HI = -(1 << 62), 1 << 62  # timestamps outside are refused (no overflow in any backend)
+
+
 def _ts(rec: dict[str, Any]) -> tuple[int, int]:
     a = rec.get("ts_event")
     b = rec.get("ts_init")
@@ -242,7 +248,7 @@ def _ts(rec: dict[str, Any]) -> tuple[int, int]:
         raise _bad(rec, "ts_event", "an integer (µs)")
     if type(b) is not int:
         raise _bad(rec, "ts_init", "an integer (µs)")
-    if not -(1 << 62) < a < (1 << 62) or not -(1 << 62) < b < (1 << 62):
+    if not _LO < a < _HI or not _LO < b < _HI:
         raise InvalidRecord(f"{rec.get('type')}: timestamp out of range")
     return a, b
 
@@ -259,7 +265,7 @@ def _level(rec: dict[str, Any], side: str) -> tuple[float | None, float | None, 
     return float(top[0]), float(top[1]), len(levels)
 
 
-def _book(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _book_checked(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     bid, bid_size, nb = _level(rec, "bids")
     ask, ask_size, na = _level(rec, "asks")
@@ -268,30 +274,69 @@ def _book(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
     # Without a venue hash, the key is a digest of the snapshot without ts_init, so the same
     # book recorded again (a rerun after a crash stamps a new ts_init) is not a second row.
     key = h if type(h) is str and h else digest(_dumps({k: v for k, v in rec.items() if k != "ts_init"}, option=_SORT))
-    return (a, b, _s(rec, "venue"), _s(rec, "market"), _s(rec, "asset"), key, bid, bid_size, ask, ask_size, mid, nb, na, raw)
+    return (o, a, b, _s(rec, "venue"), _s(rec, "market"), _s(rec, "asset"), key, bid, bid_size, ask, ask_size, mid, nb, na, raw)
 
 
-def _trade(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _book(rec: dict[str, Any], raw: str, o: int) -> Row:
+    # The fast path: a well-formed book with a venue hash and both sides, checked in one
+    # expression; anything else (and every error message) takes _book_checked.
+    try:
+        a = rec["ts_event"]
+        b = rec["ts_init"]
+        venue, market, asset, h = rec["venue"], rec["market"], rec["asset"], rec["hash"]
+        bids, asks = rec["bids"], rec["asks"]
+        top_bid, top_ask = bids[0], asks[0]
+        bid, bid_size = top_bid
+        ask, ask_size = top_ask
+    except (KeyError, IndexError, TypeError, ValueError):
+        return _book_checked(rec, raw, o)
+    if (
+        type(a) is int and type(b) is int and _LO < a < _HI and _LO < b < _HI
+        and type(venue) is str and type(market) is str and type(asset) is str and type(h) is str and h
+        and type(bids) is list and type(asks) is list and type(top_bid) is list and type(top_ask) is list
+        and type(bid) is float and type(bid_size) is float and type(ask) is float and type(ask_size) is float
+    ):  # fmt: skip
+        return (o, a, b, venue, market, asset, h, bid, bid_size, ask, ask_size, (bid + ask) / 2, len(bids), len(asks), raw)
+    return _book_checked(rec, raw, o)
+
+
+def _trade_checked(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     side = rec.get("side")
     if side != "buy" and side != "sell":
         raise _bad(rec, "side", "'buy' or 'sell'")
     return (
-        a, b, _s(rec, "venue"), _s(rec, "market"), _s(rec, "asset"), _s(rec, "trade_id"),
+        o, a, b, _s(rec, "venue"), _s(rec, "market"), _s(rec, "asset"), _s(rec, "trade_id"),
         _f(rec, "price"), _f(rec, "size"), side, raw,
     )  # fmt: skip
 
 
-def _order_event(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _trade(rec: dict[str, Any], raw: str, o: int) -> Row:
+    try:
+        a, b, side = rec["ts_event"], rec["ts_init"], rec["side"]
+        venue, market, asset, trade_id = rec["venue"], rec["market"], rec["asset"], rec["trade_id"]
+        price, size = rec["price"], rec["size"]
+    except KeyError:
+        return _trade_checked(rec, raw, o)
+    if (
+        type(a) is int and type(b) is int and _LO < a < _HI and _LO < b < _HI
+        and (side == "buy" or side == "sell") and type(venue) is str and type(market) is str
+        and type(asset) is str and type(trade_id) is str and type(price) is float and type(size) is float
+    ):  # fmt: skip
+        return (o, a, b, venue, market, asset, trade_id, price, size, side, raw)
+    return _trade_checked(rec, raw, o)
+
+
+def _order_event(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     return (
-        a, b, _s(rec, "id"), rec["type"], _so(rec, "strategy"), _so(rec, "venue"), _so(rec, "market"),
+        o, a, b, _s(rec, "id"), rec["type"], _so(rec, "strategy"), _so(rec, "venue"), _so(rec, "market"),
         _so(rec, "asset"), _so(rec, "side"), _fo(rec, "price"), _fo(rec, "size"),
         _so(rec, "venue_order_id"), _so(rec, "reason"), raw,
     )  # fmt: skip
 
 
-def _fill(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _fill(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     side = rec.get("side")
     if side != "buy" and side != "sell":
@@ -300,16 +345,16 @@ def _fill(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
     if type(settlement) is not str:
         raise _bad(rec, "settlement", "a string")
     return (
-        a, b, _s(rec, "id"), _s(rec, "trade_id"), _s(rec, "venue_order_id"), _s(rec, "market"),
+        o, a, b, _s(rec, "id"), _s(rec, "trade_id"), _s(rec, "venue_order_id"), _s(rec, "market"),
         _s(rec, "asset"), side, _f(rec, "price"), _f(rec, "size"), _f(rec, "fee"),
         _s(rec, "liquidity"), settlement, _so(rec, "strategy"), raw,
     )  # fmt: skip
 
 
-def _position(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _position(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     return (
-        a, b, _s(rec, "market"), _s(rec, "asset"), _f(rec, "size"), _f(rec, "avg_price"),
+        o, a, b, _s(rec, "market"), _s(rec, "asset"), _f(rec, "size"), _f(rec, "avg_price"),
         _f(rec, "realized_pnl"), _f(rec, "fees"), raw,
     )  # fmt: skip
 
@@ -323,23 +368,23 @@ def canonical_labels(labels: Any) -> str:
     return _dumps(labels, option=_SORT).decode()
 
 
-def _metric(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _metric(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     return (
-        a, b, _s(rec, "name"), canonical_labels(rec.get("labels")), _s(rec, "kind"),
+        o, a, b, _s(rec, "name"), canonical_labels(rec.get("labels")), _s(rec, "kind"),
         _f(rec, "value"), raw,
     )  # fmt: skip
 
 
-def _generic(rec: dict[str, Any], raw: str, rawb: bytes) -> tuple[Any, ...]:
+def _generic(rec: dict[str, Any], raw: str, o: int) -> Row:
     a, b = _ts(rec)
     # The key leaves ts_init out: a stage rerun after a crash re-creates the same event
     # (e.g. exec's cancel_rejected) with a new ts_init, and it must not become a second row.
     key = digest(_dumps({k: v for k, v in rec.items() if k != "ts_init"}, option=_SORT))
-    return (a, b, rec["type"], key, raw)
+    return (o, a, b, rec["type"], key, raw)
 
 
-ROW_MAKERS: dict[str, Callable[[dict[str, Any], str, bytes], tuple[Any, ...]]] = {
+ROW_MAKERS: dict[str, Callable[[dict[str, Any], str, int], Row]] = {
     "books": _book,
     "trades": _trade,
     "order_events": _order_event,
@@ -350,11 +395,19 @@ ROW_MAKERS: dict[str, Callable[[dict[str, Any], str, bytes], tuple[Any, ...]]] =
 }
 
 
-def to_row(rec: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """(table, row) for a decoded record; raises InvalidRecord for one we cannot store."""
-    table = TABLE_OF_TYPE.get(rec["type"], "records")
-    rawb = _dumps(rec)
-    return table, ROW_MAKERS[table](rec, rawb.decode(), rawb)
+def batch_row(rec: dict[str, Any], ord: int) -> tuple[str, Row]:
+    """(table, row) for a decoded record; raises InvalidRecord for one we cannot store.
+
+    row[0] is `ord`, the record's place in its batch (stored as seq = batch base + ord),
+    then the table's columns in order."""
+    table = _TABLE_OF_TYPE_GET(rec["type"], "records")
+    return table, ROW_MAKERS[table](rec, _dumps(rec).decode(), ord)
+
+
+def to_row(rec: dict[str, Any]) -> tuple[str, Row]:
+    """(table, the table's columns in order) for a decoded record; InvalidRecord if unstorable."""
+    table, row = batch_row(rec, 0)
+    return table, row[1:]
 
 
 def ddl_type(typ: str, backend: str) -> str:

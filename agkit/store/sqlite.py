@@ -48,9 +48,10 @@ class SqliteStore(Store):
         self.conn.execute("PRAGMA wal_autocheckpoint=8192")
         self._insert: dict[str, str] = {}
         for table in RECORD_TABLES:
-            cols = ("seq", *table.names)
+            cols = ", ".join(table.names)
+            # seq = batch base + ord: `{base}` is filled in per batch with an integer we computed.
             self._insert[table.name] = (
-                f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                f"INSERT INTO {table.name} (seq, {cols}) VALUES (? + {{base}}, {', '.join('?' * len(table.names))}) "
                 "ON CONFLICT DO NOTHING"
             )
         self._in_tx = False
@@ -146,10 +147,7 @@ class SqliteStore(Store):
             base = top - batch.n + 1
             before = conn.total_changes
             for table, rows in batch.rows.items():
-                ords = batch.ords[table]
-                conn.executemany(
-                    self._insert[table], [(base + o, *r) for o, r in zip(ords, rows, strict=True)]
-                )
+                conn.executemany(self._insert[table].format(base=int(base)), rows)
             return conn.total_changes - before
 
     # -- reading ----------------------------------------------------------------------------------
