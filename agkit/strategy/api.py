@@ -75,6 +75,7 @@ def snap(price: float, tick: float, mode: str = "nearest") -> float:
 
 
 _DECIMALS: dict[float, int] = {}
+_NEVER = 1 << 62
 
 
 class MarketState:
@@ -282,6 +283,7 @@ class Strategy(Stage):
         self.cancel_on_stop = cancel_on_stop
         self._seq = 0
         self._out: list[Rec] = []
+        self._ack_due = _NEVER  # no pending order can be older than ack_timeout_us before this
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "book": self._book,
             "trade": self._trade,
@@ -411,6 +413,8 @@ class Strategy(Stage):
             rec["expire_at"] = expire_at
         self._out.append(rec)
         ctx.orders[oid] = OrderState(oid, m.market, asset, side, price, size, tif, now, tag=tag)
+        if now + self.ack_timeout_us < self._ack_due:
+            self._ack_due = now + self.ack_timeout_us
         ctx.counters.submitted += 1
         return oid
 
@@ -484,18 +488,26 @@ class Strategy(Stage):
             if asset not in assets:
                 assets.append(asset)
         m.update(rec)
-        mid = m.mid
-        if mid is not None:
-            ctx.portfolio.mark(asset, mid)
-        if ctx.orders and self.ack_timeout_us:
+        if m.best_bid is not None and m.best_ask is not None:
+            pos = ctx.portfolio.positions.get(asset)
+            if pos is not None:
+                pos.mark = (m.best_bid + m.best_ask) / 2.0
+        if self.ack_timeout_us and ctx.clock.now_us() > self._ack_due:
             self._expire_unacked()
         self.on_book(rec)
 
     def _expire_unacked(self) -> None:
+        """Forget pending orders older than ack_timeout_us; note when the next one can be."""
         limit = self.ctx.clock.now_us() - self.ack_timeout_us
-        stale = [o.id for o in self.ctx.orders.values() if o.status == "pending" and o.ts_submit < limit]
-        for oid in stale:
-            del self.ctx.orders[oid]
+        orders = self.ctx.orders
+        oldest = _NEVER
+        for o in list(orders.values()):
+            if o.status == "pending":
+                if o.ts_submit < limit:
+                    del orders[o.id]
+                elif o.ts_submit < oldest:
+                    oldest = o.ts_submit
+        self._ack_due = oldest + self.ack_timeout_us if oldest < _NEVER else _NEVER
 
     def _trade(self, rec: dict[str, Any]) -> None:
         m = self.ctx.markets.get(rec["asset"])

@@ -83,6 +83,7 @@ class MarketMaker(Strategy):
 
     def on_start(self) -> None:
         self._state: dict[str, _Book] = {}  # by market
+        self._primary: dict[str, str] = {}  # market -> the token quoted, once known
         self._alpha = 2.0 / (self.params.vol_window + 1)
         self._throttle_us = int(self.params.min_quote_interval_ms * 1000)
 
@@ -97,19 +98,21 @@ class MarketMaker(Strategy):
 
     def on_book(self, book: dict[str, Any]) -> None:
         market = book["market"]
-        asset = self.primary(market)
+        ctx = self.ctx
+        asset = self._primary.get(market)
         if asset is None:
+            asset = self.primary(market)
+            if asset is None:
+                return
+            self._primary[market] = asset
+        m = ctx.markets.get(asset)
+        if m is None or m.best_bid is None or m.best_ask is None:
             return
-        m = self.ctx.markets.get(asset)
-        if m is None:
-            return
-        mid = m.microprice if self.params.use_microprice else m.mid
-        if mid is None:
-            return
+        mid = m.microprice if self.params.use_microprice else (m.best_bid + m.best_ask) / 2.0
         st = self._state.get(market)
         if st is None:
             st = self._state[market] = _Book()
-        now = self.ctx.clock.now_us()
+        now = ctx.clock.now_us()
         if book["asset"] != asset:  # the complement's book: quotes may change, not the mid
             pass
         elif st.last_mid is not None and mid != st.last_mid:
@@ -120,11 +123,10 @@ class MarketMaker(Strategy):
             st.last_mid, st.last_ts = mid, now
         elif st.last_mid is None:
             st.last_mid, st.last_ts = mid, now
-        live = [o for o in self.ctx.orders.values() if o.market == market and o.live]
+        live = [o for o in ctx.orders.values() if o.market == market and o.status != "canceling"]
         throttled = bool(live) and now - st.last_quote < self._throttle_us
         if throttled and len(live) >= 2:
             return  # both sides working and no requote allowed yet: nothing to compute
-        ctx = self.ctx
         key = (
             mid, m.best_bid, m.best_ask, ctx.exposure(asset), ctx.portfolio.size(asset),
             len(live), ctx.counters.fills, m.tick, throttled,
