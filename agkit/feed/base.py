@@ -4,11 +4,9 @@ A feed is a `Stage` with `reads_input = False` whose `async run(ctx)` emits reco
 Sources can produce far faster than a pipe drains, so a feed must not grow its output
 buffer without bound: `SourceStage.wait_writable()` waits while the runner's stdout
 backlog is above the high-water mark, and `backlogged()` tells a live feed to conflate.
-
-The runner's Context exposes only `emit`; to see the backlog and to forward recorded
-lines byte-for-byte (`feed replay`) this module reaches the PipeRunner behind
-`ctx.emit` (its bound method). Under any other runner (Chain, tests) the fallbacks
-are used: no backlog, raw lines decoded and emitted as records.
+Everything goes through the stage Context (emit, emit_raw, backlog, flush). Under a
+runner with an output buffer (PipeRunner) encoded lines are written as they are, several
+per call; under one without (Chain) they are decoded one by one.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import asyncio
 import gzip
 from typing import IO, Any
 
-import orjson
 
 from agkit.records import Record
 from agkit.stage import Context, Out, Rec, Stage
@@ -42,14 +39,12 @@ class SourceStage(Stage):
     def __init__(self, record: str | None = None) -> None:
         self.record_path = record
         self._rec_file: IO[bytes] | None = None
-        self._runner: Any = None
+        self.raw_output = False
 
     def start(self, ctx: Context) -> Out:
         self.ctx = ctx
-        from agkit.runner import PipeRunner
-
-        runner = getattr(getattr(ctx, "_emit", None), "__self__", None)
-        self._runner = runner if isinstance(runner, PipeRunner) else None
+        # Context gives no public way to ask whether emit_raw writes bytes or decodes them
+        self.raw_output = getattr(ctx, "_emit_raw", None) is not None
         if self.record_path:
             self._rec_file = open_record_file(self.record_path)
         return None
@@ -63,32 +58,28 @@ class SourceStage(Stage):
 
     def emit_raw(self, line: bytes) -> None:
         """Forward a line exactly as it was recorded (no newline in `line`)."""
-        runner = self._runner
-        if runner is not None:
-            buf = runner.out.buf
-            buf += line
-            buf += b"\n"
-            if not runner._flush_scheduled:
-                runner._flush_scheduled = True
-                runner.loop.call_soon(runner._flush)
-        else:
-            self.ctx.emit(orjson.loads(line))
+        self.ctx.emit_raw(line)
         if self._rec_file is not None:
             self._rec_file.write(line + b"\n")
 
+    def emit_lines(self, lines: list[bytes]) -> None:
+        """Forward several encoded lines (no newlines in them) at the cost of one."""
+        if self.raw_output:
+            self.emit_raw(b"\n".join(lines))
+        else:
+            for line in lines:
+                self.emit_raw(line)
+
     def backlog(self) -> int:
         """Bytes emitted but not yet taken by stdout's reader."""
-        runner = self._runner
-        return int(runner.out.backlog) if runner is not None else 0
+        return self.ctx.backlog()
 
     def backlogged(self) -> bool:
         return self.backlog() > CONFLATE_WATER
 
     def flush_now(self) -> None:
         """Write what stdout accepts now (used before sleeping)."""
-        runner = self._runner
-        if runner is not None:
-            runner._flush()
+        self.ctx.flush()
 
     async def wait_writable(self) -> None:
         """Let the loop run; while the downstream reader lags, wait for it (bounded memory)."""

@@ -119,7 +119,6 @@ class ReplayFeed(SourceStage):
         """--max over one file without bounds: read in blocks, check each line, copy it."""
         import orjson
 
-        runner = self._runner
         stream = self._streams[0]
         path = self.paths[0]
         loads = orjson.loads
@@ -135,7 +134,7 @@ class ReplayFeed(SourceStage):
                 chunk, partial = partial + b"\n", b""
             lines = (partial + chunk).split(b"\n")
             partial = lines.pop()
-            buf = runner.out.buf
+            good: list[bytes] = []
             for line in lines:
                 lineno += 1
                 if line[-1:] == b"\r":
@@ -151,13 +150,15 @@ class ReplayFeed(SourceStage):
                     _, reason = decode_line(line)
                     self._bad(path, lineno, line, reason or "bad record")
                     continue
-                buf += line
-                buf += b"\n"
+                good.append(line)
                 n += 1
                 if n == limit:
-                    runner._flush()
-                    return n
-            runner._flush()
+                    break
+            if good:
+                self.emit_lines(good)
+            self.flush_now()
+            if n == limit:
+                return n
             await self.wait_writable()
         return n
 
@@ -170,8 +171,7 @@ class ReplayFeed(SourceStage):
             and len(self._streams) == 1
             and self.from_us is None
             and self.to_us is None
-            and self._runner is not None
-            and self._rec_file is None
+            and self.raw_output
             and self.on_error is not OnError.EMIT
         )
         if fast:

@@ -25,21 +25,27 @@ import hashlib
 import heapq
 import math
 import random
+import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from agkit.feed.base import FeedMetrics, SourceStage
 from agkit.stage import Context
 
 UNIT = 1000  # prices are integers in units of 0.001 (the finest tick)
 PRICE = [round(k / UNIT, 3) for k in range(UNIT + 1)]
+PRICE_JSON = [orjson.dumps(p) for p in PRICE]
+BOOK_LINE = b'{"type":"book","ts_event":%d,"ts_init":%d,%b"bids":[%b],"asks":[%b],"tick_size":%b,"min_size":%b}'
 DEFAULT_START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 MAX_LEVEL_SIZE = 10_000  # the largest size of one level, in units of min_size
 COARSE, FINE = 10, 1  # tick sizes in units: 0.01 and 0.001
 FINE_BELOW, FINE_ABOVE = 0.04, 0.96  # the tick becomes 0.001 outside this band ...
 COARSE_FROM, COARSE_TO = 0.06, 0.94  # ... and 0.01 again once back inside this one
+_NEVER = 1 << 62  # a time (µs) the simulation never reaches
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,56 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+class _Side(dict[int, float]):
+    """One side of a YES book (price units -> size) that keeps, until it next changes, its
+    prices best first and its best levels as JSON (as YES levels, and mirrored as NO levels:
+    price 1 - p, same size). Most steps change a side a little or not at all, so a book line
+    is mostly cached bytes instead of lists rebuilt, sorted and encoded on every step."""
+
+    __slots__ = ("_ranked", "_top", "descending", "no_json", "yes_json")
+
+    def __init__(self, descending: bool) -> None:
+        super().__init__()
+        self.descending = descending  # bids: the best price is the highest
+        self.yes_json: dict[int, bytes] = {}  # price -> the level as JSON, "[0.42,120.5]"
+        self.no_json: dict[int, bytes] = {}  # the same level in the NO book, "[0.58,120.5]"
+        self._ranked: list[int] | None = None
+        self._top: tuple[int, bytes, bytes] | None = None
+
+    def __setitem__(self, k: int, size: float, /) -> None:
+        if k not in self:  # a new price: the ranking changes too
+            self._ranked = None
+        dict.__setitem__(self, k, size)
+        s = orjson.dumps(size)
+        self.yes_json[k] = b"[%b,%b]" % (PRICE_JSON[k], s)
+        self.no_json[k] = b"[%b,%b]" % (PRICE_JSON[UNIT - k], s)
+        self._top = None
+
+    def __delitem__(self, k: int, /) -> None:
+        dict.__delitem__(self, k)
+        del self.yes_json[k]
+        del self.no_json[k]
+        self._ranked = self._top = None
+
+    def ranked(self) -> list[int]:
+        """The prices, best first."""
+        if self._ranked is None:
+            self._ranked = sorted(self, reverse=self.descending)
+        return self._ranked
+
+    def top_json(self, depth: int) -> tuple[bytes, bytes]:
+        """The best `depth` levels, comma-separated JSON: as YES levels, as NO levels."""
+        top = self._top
+        if top is None or top[0] != depth:
+            keys = self.ranked()[:depth]
+            top = self._top = (
+                depth,
+                b",".join(map(self.yes_json.__getitem__, keys)),
+                b",".join(map(self.no_json.__getitem__, keys)),
+            )
+        return top[1], top[2]
+
+
 class _Market:
     __slots__ = (
         "asks",
@@ -86,6 +142,9 @@ class _Market:
         "drift",
         "expiry_us",
         "half_spread",
+        "horizon",
+        "ids_no",
+        "ids_yes",
         "index",
         "last_us",
         "m",
@@ -110,11 +169,16 @@ class _Market:
         self.half_spread = rng.choice((0.01, 0.015, 0.02))
         n = cfg.markets
         self.expiry_us = cfg.start_us + int(cfg.expiry_s * 1e6 * (index + 1) / n)
+        self.horizon = max((self.expiry_us - cfg.start_us) / 1e6, 1.0)  # seconds, start to expiry
         self.last_us = cfg.start_us
         self.tick = COARSE
-        self.bids: dict[int, float] = {}  # YES book: price units -> size
-        self.asks: dict[int, float] = {}
+        self.bids = _Side(descending=True)  # YES book: price units -> size
+        self.asks = _Side(descending=False)
         self.resolved = False
+        # the fixed fields of this market's book lines: venue, market, asset (JSON, comma-ended)
+        ids = b'"venue":%b,"market":%b,"asset":' % (orjson.dumps(cfg.venue), orjson.dumps(self.condition))
+        self.ids_yes = ids + orjson.dumps(self.yes) + b","
+        self.ids_no = ids + orjson.dumps(self.no) + b","
 
 
 
@@ -134,24 +198,46 @@ class Simulator:
         self.metrics = FeedMetrics("feed.sim", {"source": "sim"})
         self.trade_seq = 0
         self.now_us = cfg.start_us
+        self._emit_books: Callable[[_Market, int], list[Any]] = self._books
+        self._min_size_json = orjson.dumps(cfg.min_size)
+        self._vol_per_minute = cfg.volatility / 60.0
 
     # -- the stream -----------------------------------------------------------------
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of the run, bounded by max_records / duration / the last expiry."""
-        cfg = self.cfg
-        limit = cfg.max_records or -1
-        end_us = cfg.start_us + int(cfg.duration_s * 1e6) if cfg.duration_s > 0 else None
-        for n, rec in enumerate(self._events(end_us), 1):
-            yield rec
-            if n == limit:
-                return
+        recs = itertools.chain.from_iterable(self._events(self._books))
+        return itertools.islice(recs, self.cfg.max_records) if self.cfg.max_records else recs
 
-    def _events(self, end_us: int | None) -> Iterator[dict[str, Any]]:
+    def blocks(self, size: int = 2048) -> Iterator[list[bytes]]:
+        """The same stream as `records()` in lists of about `size` JSON lines (no newlines),
+        each the bytes `orjson.dumps(record)` gives; book lines come from cached level bytes."""
+        dumps = orjson.dumps
+        left = self.cfg.max_records or -1
+        block: list[bytes] = []
+        for items in self._events(self._book_lines):
+            block += items
+            if len(block) >= size:
+                block = [x if type(x) is bytes else dumps(x) for x in block]
+                if 0 <= left <= len(block):
+                    yield block[:left]
+                    return
+                left -= len(block)
+                yield block
+                block = []
+        if left >= 0:
+            del block[left:]
+        if block:
+            yield [x if type(x) is bytes else dumps(x) for x in block]
+
+    def _events(self, books: Callable[[_Market, int], list[Any]]) -> Iterator[list[Any]]:
+        """The records of each event in turn, books made by `books` (records or lines)."""
         cfg = self.cfg
         rng = self.rng
+        end_us = cfg.start_us + int(cfg.duration_s * 1e6) if cfg.duration_s > 0 else None
+        self._emit_books = books
         t0 = cfg.start_us
-        yield {
+        yield [{
             "type": "feed_status",
             "ts_event": t0,
             "ts_init": t0,
@@ -159,35 +245,40 @@ class Simulator:
             "state": "live",
             "lag_ms": 0.0,
             "detail": f"seed={cfg.seed} markets={cfg.markets}",
-        }
+        }]
         for mk in self.markets:  # opening books
             self._requote(mk, rng, fill=0.85)
-            yield from self._books(mk, t0)
+            yield books(mk, t0)
         metrics_us = int(cfg.metrics_every_s * 1e6)
-        next_metrics = t0 + metrics_us if metrics_us > 0 else None
+        next_metrics = t0 + metrics_us if metrics_us > 0 else _NEVER
+        last_us = _NEVER if end_us is None else end_us
         self.metrics.records(t0)  # opens the first window
         mean_gap_us = 1e6 / cfg.event_rate
+        log, random_ = math.log, rng.random
         heap = [(min(t0 + self._gap(mean_gap_us), mk.expiry_us), mk.index) for mk in self.markets]
         heapq.heapify(heap)
+        markets, step = self.markets, self._step
         while heap:
             due, i = heap[0]
-            mk = self.markets[i]
-            if next_metrics is not None and next_metrics <= due:
-                if end_us is not None and next_metrics > end_us:
+            if next_metrics <= due:
+                if next_metrics > last_us:
                     return
-                yield from self._metric_records(next_metrics)
+                yield self._metric_records(next_metrics)
                 next_metrics += metrics_us
                 continue
-            if end_us is not None and due > end_us:
+            if due > last_us:
                 return
-            heapq.heappop(heap)
+            mk = markets[i]
             self.now_us = due
             if due >= mk.expiry_us:
+                heapq.heappop(heap)
                 self._evolve(mk, due)
-                yield from self._resolve(mk, due)
+                yield self._resolve(mk, due)
                 continue
-            yield from self._step(mk, due)
-            heapq.heappush(heap, (min(due + self._gap(mean_gap_us), mk.expiry_us), i))
+            yield step(mk, due)
+            # _gap inlined (random.expovariate(1.0) is -log(1 - random()))
+            gap = int(-log(1.0 - random_()) * mean_gap_us)
+            heapq.heapreplace(heap, (min(due + (gap if gap > 1 else 1), mk.expiry_us), i))
 
     def _gap(self, mean_us: float) -> int:
         return max(1, int(self.rng.expovariate(1.0) * mean_us))
@@ -201,9 +292,8 @@ class Simulator:
             return
         mk.last_us = t
         rng = self.rng
-        horizon = max((mk.expiry_us - self.cfg.start_us) / 1e6, 1.0)
-        left = max((mk.expiry_us - t) / 1e6, 0.0) / horizon
-        sigma = self.cfg.volatility / 60.0 / math.sqrt(max(left, 0.02))  # per sqrt(second)
+        left = max((mk.expiry_us - t) / 1e6, 0.0) / mk.horizon
+        sigma = self._vol_per_minute / math.sqrt(max(left, 0.02))  # per sqrt(second)
         x = mk.x + mk.drift * dt + sigma * math.sqrt(dt) * rng.gauss(0.0, 1.0)
         u = rng.random()
         if u < dt / 1200.0:  # small jumps, ~every 20 minutes
@@ -214,7 +304,12 @@ class Simulator:
             tau = max((mk.expiry_us - t) / 1e6, 30.0)
             x += math.copysign(2.0 * dt / tau, x)
         mk.x = x = -7.0 if x < -7.0 else (7.0 if x > 7.0 else x)
-        mk.p = p = _sigmoid(x)
+        if x >= 0:  # _sigmoid, inlined
+            p = 1.0 / (1.0 + math.exp(-x))
+        else:
+            e = math.exp(x)
+            p = e / (1.0 + e)
+        mk.p = p
         catch_up = 1.0 - math.exp(-dt / 8.0)  # makers learn p with an 8 s time constant
         mk.m += (p - mk.m) * catch_up
 
@@ -223,8 +318,8 @@ class Simulator:
         rng = self.rng
         out = self._retick(mk, t) if (mk.m < COARSE_FROM or mk.m > COARSE_TO) == (mk.tick == COARSE) else []
         trades: list[dict[str, Any]] = []
-        best_bid = max(mk.bids) if mk.bids else None
-        best_ask = min(mk.asks) if mk.asks else None
+        best_bid = mk.bids.ranked()[0] if mk.bids else None
+        best_ask = mk.asks.ranked()[0] if mk.asks else None
         p_units = mk.p * UNIT
         edge = 1.5 * mk.tick
         if best_ask is not None and p_units > best_ask + edge and rng.random() < 0.7:
@@ -236,7 +331,7 @@ class Simulator:
         if trades:
             out += trades
         self._requote(mk, rng)
-        out += self._books(mk, t)
+        out += self._emit_books(mk, t)
         return out
 
     def _retick(self, mk: _Market, t: int) -> list[dict[str, Any]]:
@@ -250,8 +345,9 @@ class Simulator:
             return []
         old, mk.tick = mk.tick, new
         if new == COARSE:  # levels between the coarse ticks are no longer valid prices
-            mk.bids = {k: v for k, v in mk.bids.items() if k % COARSE == 0}
-            mk.asks = {k: v for k, v in mk.asks.items() if k % COARSE == 0}
+            for side in (mk.bids, mk.asks):
+                for k in [k for k in side if k % COARSE]:
+                    del side[k]
         return [
             {
                 "type": "tick_size_changed",
@@ -278,10 +374,10 @@ class Simulator:
         size = max(size, cfg.min_size)
         on_yes = rng.random() < 0.5
         if buy_yes:
-            book, levels = mk.asks, sorted(mk.asks)[:3]
+            book, levels = mk.asks, mk.asks.ranked()[:3]
             asset, side = (mk.yes, "buy") if on_yes else (mk.no, "sell")
         else:
-            book, levels = mk.bids, sorted(mk.bids, reverse=True)[:3]
+            book, levels = mk.bids, mk.bids.ranked()[:3]
             asset, side = (mk.yes, "sell") if on_yes else (mk.no, "buy")
         out: list[dict[str, Any]] = []
         for k in levels:
@@ -334,10 +430,10 @@ class Simulator:
         elif ask0 > hi:
             ask0 = hi
         bids, asks = mk.bids, mk.asks
-        if bids and max(bids) > bid0:
+        if bids and bids.ranked()[0] > bid0:
             for k in [k for k in bids if k > bid0]:
                 del bids[k]
-        if asks and min(asks) < ask0:
+        if asks and asks.ranked()[0] < ask0:
             for k in [k for k in asks if k < ask0]:
                 del asks[k]
         depth = self.cfg.depth
@@ -355,15 +451,15 @@ class Simulator:
                     if k not in side and random_() < fill:
                         side[k] = self._size(j)
             if len(side) > depth + 4:  # the far end thins out
-                far = sorted(side, reverse=step > 0)
-                for k in far[: len(side) - depth - 4]:
+                for k in side.ranked()[depth + 4 :]:
                     del side[k]
         min_size = self.cfg.min_size
         max_size = min_size * MAX_LEVEL_SIZE
+        randbelow = rng._randbelow  # type: ignore[attr-defined]
         for side in (bids, asks):  # a few makers resize
             if side and random_() < 0.6:
-                k = rng.choice(tuple(side))
-                size = round(side[k] * rng.uniform(0.6, 1.6), 2)
+                k = tuple(side)[randbelow(len(side))]  # rng.choice(tuple(side)), inlined
+                size = round(side[k] * (0.6 + 1.0 * random_()), 2)  # rng.uniform(0.6, 1.6)
                 # clamped both ways: resizing drifts upwards, so a level that lives long (the
                 # 0.999 ask of a market heading to 1) would grow to inf, which JSON writes as null
                 side[k] = min_size if size < min_size else (max_size if size > max_size else size)
@@ -405,10 +501,23 @@ class Simulator:
             "min_size": min_size,
         }]
 
-    def _resolve(self, mk: _Market, t: int) -> Iterator[dict[str, Any]]:
+    def _book_lines(self, mk: _Market, t: int) -> list[bytes]:
+        """`_books` encoded: the same two records as JSON lines, from cached level bytes."""
+        depth = self.cfg.depth
+        bids_yes, bids_no = mk.bids.top_json(depth)  # YES bids; mirrored, the NO asks
+        asks_yes, asks_no = mk.asks.top_json(depth)
+        tick, min_size = PRICE_JSON[mk.tick], self._min_size_json
+        self.metrics.messages += 2
+        self.metrics._window_messages += 2
+        return [
+            BOOK_LINE % (t, t, mk.ids_yes, bids_yes, asks_yes, tick, min_size),
+            BOOK_LINE % (t, t, mk.ids_no, asks_no, bids_no, tick, min_size),
+        ]
+
+    def _resolve(self, mk: _Market, t: int) -> list[dict[str, Any]]:
         mk.resolved = True
         yes_wins = self.rng.random() < mk.p
-        yield {
+        return [{
             "type": "market_resolved",
             "ts_event": t,
             "ts_init": t,
@@ -417,7 +526,7 @@ class Simulator:
             "winning_asset": mk.yes if yes_wins else mk.no,
             "winning_outcome": "Yes" if yes_wins else "No",
             "assets": [mk.yes, mk.no],
-        }
+        }]
 
     def _metric_records(self, t: int) -> list[dict[str, Any]]:
         levels = {}
@@ -471,22 +580,11 @@ class SimFeed(SourceStage):
         sim = Simulator(self.cfg)
         emit = self.emit
         if not self.realtime:
-            runner = self._runner
-            if runner is not None and self._rec_file is None:  # the hot path: straight into stdout's buffer
-                import orjson
-
-                dumps, nl = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-                buf = runner.out.buf
-                n = 0
-                for rec in sim.records():
-                    buf += dumps(rec, option=nl)
-                    n += 1
-                    if n >= 2048:
-                        n = 0
-                        runner._flush()
-                        await self.wait_writable()
-                        buf = runner.out.buf
-                runner._flush()
+            if self.raw_output:  # the hot path: encoded lines, in blocks
+                for block in sim.blocks():
+                    self.emit_lines(block)
+                    self.flush_now()
+                    await self.wait_writable()
                 return
             n = 0
             for rec in sim.records():
