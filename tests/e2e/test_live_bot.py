@@ -278,8 +278,23 @@ def test_restart_drill(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -
     assert stored(db) == want
 
 
+def our_fills_at_venue(venue: FakePolymarket, trade_ids: set[str]) -> dict[str, tuple[str, str, float]]:
+    """trade id -> (our venue order id, asset, matched size), from the venue's own trade records."""
+    ours = {o["id"] for o in venue.ours()}
+    return {
+        tid: (m["order_id"], m["asset_id"], float(m["matched_amount"]))
+        for tid, t in venue.our_trades().items() if tid in trade_ids
+        for m in t["maker_orders"] if m["order_id"] in ours
+    }
+
+
+def stored_fill_trades(db: Path) -> Counter[str]:
+    return Counter(r["trade_id"] for (t, _), r in stored(db).items() if t == "fills")
+
+
 def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
-    """A quote filled while every stage is dead: the restarted bot must learn of the fill."""
+    """Quotes filled while every stage is dead: the restarted bot reports exactly those fills
+    (from the venue's trades and exec's journal), the orders they belong to, and positions."""
     db = tmp_path / "bot.db"
     run1 = launch(venue, tmp_path, bots, "run1", "r1-", db)
     quotes = two_quotes(venue, run1)
@@ -292,10 +307,68 @@ def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bo
     down = venue.take(YES, "SELL", bid["price"], str(QUOTE_SIZE)) + venue.take(NO, "SELL", no_bid["price"], "5")
     assert len(down) == 2
     run2 = launch(venue, tmp_path, bots, "run2", "r2-", db)
+    wait_for(lambda: {f["trade_id"] for f in of(run2.records(), "order_filled")} >= set(down),
+             "run 2 reporting the fills made while it was down", bots=(run2,))
     wait_for(lambda: len([o for o in venue.live() if o["id"] not in {q["id"] for q in quotes}]) >= 1,
              "run 2 quoting", bots=(run2,))
-    restored = [r for r in of(run2.records(), "order_accepted") if r["id"] == no_bid["id"]]
-    assert restored, "the partly filled NO bid was not restored"
     assert run2.stop() == [0, 0, 0, 0, 0], run2.stderr()
-    fills = {r["trade_id"] for (t, _), r in stored(db).items() if t == "fills"}
-    assert fills == set(down), f"fills made while the bot was down never reached the store: {set(down) - fills}"
+    out2 = run2.records()
+    assert "illegal" not in run2.stderr()
+
+    # each fill once, on the order the venue matched, with the venue's size
+    want = our_fills_at_venue(venue, set(down))
+    fills = of(out2, "order_filled")
+    assert Counter(f["trade_id"] for f in fills) == Counter(set(down))  # settled while down: one record each
+    assert {f["trade_id"]: (f["venue_order_id"], f["asset"], f["size"]) for f in fills} == want
+    # the orders behind them come back accepted, with what they are (the journal kept it)
+    restored = {r["id"]: r for r in of(out2, "order_accepted") if not r["id"].startswith("r2-")}
+    assert set(restored) == {bid["id"], no_bid["id"]}
+    for q in (bid, no_bid):
+        r = restored[q["id"]]
+        assert (r["venue_order_id"], r["market"], r["asset"], r["side"], r["price"], r["size"], r["strategy"]) == (
+            q["id"], q["market"], q["asset_id"], q["side"].lower(), float(q["price"]), float(q["original_size"]), "mm")
+    # positions equal the fills
+    held: Counter[str] = Counter()
+    for _oid, asset, size in want.values():
+        held[asset] += size
+    assert {p["asset"]: p["size"] for p in of(out2, "position")} == dict(held)
+    # the partly filled NO bid still rests, the YES bid ended filled
+    assert no_bid["id"] in {o["id"] for o in venue.live()} and bid["id"] not in {o["id"] for o in venue.live()}
+    assert stored_fill_trades(db) == Counter(set(down))
+
+
+def test_restart_twice_reports_each_fill_once(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
+    """Killed, filled, restarted, killed again, filled again, restarted: every fill reaches the
+    store once, and no run repeats a fill an earlier run reported."""
+    db = tmp_path / "bot.db"
+    run1 = launch(venue, tmp_path, bots, "run1", "r1-", db)
+    quotes = two_quotes(venue, run1)
+    wait_for(lambda: len([r for (t, _), r in stored(db).items() if t == "order_events" and r["type"] == "order_accepted"]) == 2,
+             "run 1's acceptances in the store", bots=(run1,))
+    run1.kill()
+    no_bid = next(o for o in quotes if o["asset_id"] == NO)
+    down1 = venue.take(NO, "SELL", no_bid["price"], "5")  # half of run 1's NO bid
+    assert len(down1) == 1
+
+    run2 = launch(venue, tmp_path, bots, "run2", "r2-", db)
+    wait_for(lambda: stored_fill_trades(db) == Counter(down1), "run 2's report of the first fill in the store", bots=(run2,))
+    run2.kill()  # SIGKILL again: no clean stop
+    # the other half of the same order (time priority: it is older than anything run 2 quoted)
+    down2 = venue.take(NO, "SELL", no_bid["price"], "5")
+    assert len(down2) == 1
+    assert our_fills_at_venue(venue, set(down2))[down2[0]][0] == no_bid["id"]
+
+    run3 = launch(venue, tmp_path, bots, "run3", "r3-", db)
+    wait_for(lambda: stored_fill_trades(db) == Counter(down1 + down2), "run 3's report of the second fill in the store",
+             bots=(run3,))
+    wait_for(lambda: [o for o in venue.live() if o["id"] not in {q["id"] for q in quotes}], "run 3 quoting", bots=(run3,))
+    assert run3.stop() == [0, 0, 0, 0, 0], run3.stderr()
+    assert "illegal" not in run3.stderr()
+
+    out2, out3 = run2.records(), run3.records()
+    assert [f["trade_id"] for f in of(out2, "order_filled")] == down1
+    assert [f["trade_id"] for f in of(out3, "order_filled")] == down2  # run 2's fill not repeated
+    (last,) = of(out3, "order_filled")
+    assert (last["venue_order_id"], last["size"]) == (no_bid["id"], 5.0)
+    assert no_bid["id"] not in {o["id"] for o in venue.live()}  # filled in full across two restarts
+    assert stored_fill_trades(db) == Counter(down1 + down2)

@@ -4,7 +4,9 @@ It checks what the real venue checks: every L2 header (API key, passphrase, addr
 HMAC over timestamp + method + path + exact body), the L1 ClobAuth signature, the
 EIP-712 V2 signature of every order (recovering the signer under the market's exchange
 domain, standard or neg-risk, all four signature types), the owner, tick, lot precision,
-minimum size, post-only crossing, FOK fillability, duplicates. It matches orders against
+minimum size, post-only crossing, FOK fillability, duplicates, the documented query
+parameters of the REST lists (unix-second `after`/`before`), and answers REST with the
+prefixed statuses (`ORDER_STATUS_LIVE`, `TRADE_STATUS_CONFIRMED`). It matches orders against
 resting liquidity, streams user-channel `order`/`trade` events, settles trades MATCHED ->
 CONFIRMED / FAILED, runs the heartbeat dead-man switch, and injects faults: 425, 429,
 500 (before or after processing), 503 modes, dropped responses and WebSocket disconnects.
@@ -35,6 +37,9 @@ TEST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 TEST_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 SCALE = Decimal(1_000_000)
 PAGE = 2  # small pages so the client's pagination is exercised
+# the documented query parameters of the REST lists (protocol §5.3); anything else is a client bug
+ORDERS_QUERY = frozenset({"id", "market", "asset_id", "next_cursor"})
+TRADES_QUERY = frozenset({"id", "maker_address", "market", "asset_id", "before", "after", "next_cursor"})
 
 
 @dataclass
@@ -625,7 +630,7 @@ class FakeClob:
         o = self.orders.get(r.match_info["id"])
         if o is None or o.owner != acc.api_key:
             return self._err(404, "order not found")
-        return web.json_response(o.to_json())
+        return web.json_response(self._rest(o.to_json(), "ORDER_STATUS_"))
 
     @staticmethod
     def _page(items: list[dict[str, Any]], cursor: str) -> dict[str, Any]:
@@ -639,12 +644,31 @@ class FakeClob:
             "data": chunk,
         }
 
+    @staticmethod
+    def _bad_query(q: Any, allowed: frozenset[str]) -> web.Response | None:
+        unknown = sorted(set(q) - allowed)
+        if unknown:
+            return FakeClob._err(400, f"invalid query parameter(s): {', '.join(unknown)}")
+        for name in ("before", "after"):  # unix seconds, integers
+            if name in q and not q[name].isdigit():
+                return FakeClob._err(400, f"invalid {name}: {q[name]!r} (unix seconds)")
+        return None
+
+    @staticmethod
+    def _rest(item: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """REST spells statuses with a prefix (ORDER_STATUS_LIVE, TRADE_STATUS_CONFIRMED); WS does not."""
+        return dict(item, status=prefix + str(item["status"]))
+
     async def h_open_orders(self, r: web.Request) -> web.Response:
         acc, _ = await self._l2(r)
         q = r.query
+        bad = self._bad_query(q, ORDERS_QUERY)
+        if bad is not None:
+            return bad
         items = [
-            o.to_json() for o in self.orders.values()
+            self._rest(o.to_json(), "ORDER_STATUS_") for o in self.orders.values()
             if o.owner == acc.api_key and o.status == "LIVE"
+            and (not q.get("id") or o.id == q["id"])
             and (not q.get("market") or o.market == q["market"])
             and (not q.get("asset_id") or o.asset_id == q["asset_id"])
         ]
@@ -656,15 +680,24 @@ class FakeClob:
     async def h_trades(self, r: web.Request) -> web.Response:
         acc, _ = await self._l2(r)
         q = r.query
+        bad = self._bad_query(q, TRADES_QUERY)
+        if bad is not None:
+            return bad
         items = []
         for t in self.trades.values():
             if not self._mine(acc, t):
                 continue
-            if q.get("market") and t["market"] != q["market"]:
+            makers = {m["maker_address"].lower() for m in t["maker_orders"]} | {t["maker_address"].lower()}
+            if (
+                (q.get("id") and t["id"] != q["id"])
+                or (q.get("market") and t["market"] != q["market"])
+                or (q.get("asset_id") and t["asset_id"] != q["asset_id"])
+                or (q.get("maker_address") and q["maker_address"].lower() not in makers)
+                or (q.get("after") and int(t["match_time"]) < int(q["after"]))
+                or (q.get("before") and int(t["match_time"]) > int(q["before"]))
+            ):
                 continue
-            if q.get("after") and int(t["match_time"]) < int(q["after"]):
-                continue
-            item = dict(t)
+            item = self._rest(t, "TRADE_STATUS_")
             item["trader_side"] = "TAKER" if t["owner"] == acc.api_key else "MAKER"
             items.append(item)
         return web.json_response(self._page(items, q.get("next_cursor", "")))

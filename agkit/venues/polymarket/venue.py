@@ -746,7 +746,7 @@ class PolymarketVenue(Venue):
         since = [e.since for e in self._orders.values() if e.since and not e.terminal]
         if self.journal is not None:
             since += [jo.ts for jo in self.journal.orders.values() if not (jo.done and jo.settled())]
-        return min(since) - TRADES_SLACK_S if since else None
+        return max(0, min(since) - TRADES_SLACK_S) if since else None
 
     def _track(self, req: OrderRequest, h: str, filled: Decimal, since: int) -> _Entry:
         e = _Entry(req, acked=True, filled=filled, restored_id=h, since=since)
