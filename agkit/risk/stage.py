@@ -97,7 +97,6 @@ class RiskCheck(Stage):
         # counters
         self.approved = 0
         self.denied_by: dict[str, int] = {}
-        self._rate_windows: list[deque[int]] = []
         self._rate_by_spec: dict[int, deque[int]] = {}
         # Per market, kept incrementally when a market- or event-scoped PositionLimit
         # needs them: mkt_excl = sum of |position| over its assets; mkt_incl = the same
@@ -115,14 +114,20 @@ class RiskCheck(Stage):
             check = self._compile(spec)
             if check is not None:
                 compiled.append((spec, check))
-        self._check_all = self._generate(compiled)
+        # an open-order count per asset only when a policy reads it
+        self._count_per_asset = any(
+            p.type == "OpenOrderLimit" and p.params.get("max_per_asset") is not None for p in policy.policies
+        )
+        for markets in policy.events.values():
+            for mk in markets:
+                self.mkt_incl[mk] = self.mkt_excl[mk] = 0.0
         # Event time: with advance_clock (a pipe with --clock event) the stage owns the
         # time itself, the latest ts_event seen, kept in `now` with one comparison per
         # record; otherwise it reads ctx.clock when it needs the time.
         self.now = 0
         self._clock_now: Callable[[], int] = _zero
         self._handlers: dict[str, Callable[[dict[str, Any]], Out]] = {
-            "submit_order": self._on_order,
+            "submit_order": self._generate(compiled),
             "book": self._on_book,
             "order_filled": self._on_fill,
             "order_accepted": self._on_accepted,
@@ -252,61 +257,28 @@ class RiskCheck(Stage):
                 self.now = ts
         return self._handlers[rec["type"]](rec)
 
-    def _on_order(self, rec: dict[str, Any]) -> Out:
-        try:
-            oid = rec["id"]
-            asset = rec["asset"]
-            market = rec["market"]
-            side = rec["side"]
-            price = rec["price"]
-            size = rec["size"]
-        except KeyError as exc:
-            raise InvalidRecord(f"submit_order without {exc.args[0]!r}") from None
-        if type(price) not in _NUMBER or type(size) not in _NUMBER:
-            raise InvalidRecord("submit_order: price and size must be numbers")
-        if type(oid) is not str or type(asset) is not str or type(market) is not str:
-            raise InvalidRecord("submit_order: id, market and asset must be strings")
-        if side == "buy":
-            sgn = 1.0
-            same_open = self.open_buy.get(asset, 0.0)
-        elif side == "sell":
-            sgn = -1.0
-            same_open = self.open_sell.get(asset, 0.0)
-        else:
-            raise InvalidRecord(f"submit_order: side must be buy or sell, got {side!r}")
-        now = self.now if self.advance_clock else self._clock_now()
-        pos = self.pf.positions.get(asset)
-        cur = pos.size if pos is not None else 0.0
-        reducing = cur * sgn < 0.0 and size + same_open <= abs(cur) + EPS
-        if asset not in self.asset_market:
-            self._learn(market, asset)
+    def _bad_order(self, rec: dict[str, Any]) -> InvalidRecord:
+        """Why a submit_order cannot be checked at all (the generated handler's slow path)."""
+        for key in ("id", "asset", "market", "side", "price", "size"):
+            if key not in rec:
+                return InvalidRecord(f"submit_order without {key!r}")
+        if type(rec["price"]) not in _NUMBER or type(rec["size"]) not in _NUMBER:
+            return InvalidRecord("submit_order: price and size must be numbers")
+        if type(rec["id"]) is not str or type(rec["asset"]) is not str or type(rec["market"]) is not str:
+            return InvalidRecord("submit_order: id, market and asset must be strings")
+        return InvalidRecord(f"submit_order: side must be buy or sell, got {rec['side']!r}")
+
+    def _refuse(self, rec: dict[str, Any], oid: str, now: int, reducing: bool) -> Out:
+        """Refusals before any policy: a senseless order, a duplicate id, the kill switch."""
+        price, size = rec["price"], rec["size"]
         if not (0.0 < price < 1.0 and size > 0.0):
             return self._deny(rec, oid, now, [("OrderSanity", f"OrderSanity: price {price} must be in (0, 1) and size {size} > 0")])
         if oid in self.open:
             return self._deny(rec, oid, now, [("OrderSanity", f"OrderSanity: duplicate client order id {oid!r} (still open)")])
-        if self.kill.engaged and not reducing:
-            return self._deny(
-                rec, oid, now, [("KillSwitch", f"KillSwitch (active, {self.kill.source}): {self.kill.reason}; only exposure-reducing orders pass")]
-            )
-        if self.day != now // DAY_US:
-            self._roll_day(now)
-        violations = self._check_all(market, asset, sgn, price, size, cur, reducing, now, same_open)
-        if violations is not None:
-            return self._deny(rec, oid, now, violations)
-        # approved: track it as open until exec says otherwise
-        self.open[oid] = (asset, sgn, size, price, market)
-        if sgn > 0:
-            self.open_buy[asset] = same_open + size
-        else:
-            self.open_sell[asset] = same_open + size
-        self.open_n_asset[asset] = self.open_n_asset.get(asset, 0) + 1
-        if self._track_gross:
-            m = self.asset_market[asset]
-            self.mkt_incl[m] = self.mkt_incl.get(m, 0.0) + size
-        for window in self._rate_windows:
-            window.append(now)
-        self.approved += 1
-        return (rec,)
+        assert self.kill.engaged and not reducing
+        return self._deny(
+            rec, oid, now, [("KillSwitch", f"KillSwitch (active, {self.kill.source}): {self.kill.reason}; only exposure-reducing orders pass")]
+        )
 
     def _deny(self, rec: dict[str, Any], oid: str, now: int, violations: list[tuple[str, str]]) -> Out:
         denied_by = self.denied_by
@@ -330,6 +302,8 @@ class RiskCheck(Stage):
     def _learn(self, market: str, asset: str) -> None:
         self.asset_market[asset] = market
         self.market_assets.setdefault(market, set()).add(asset)
+        self.mkt_incl.setdefault(market, 0.0)
+        self.mkt_excl.setdefault(market, 0.0)
 
     def _on_book(self, rec: dict[str, Any]) -> Out:
         try:
@@ -406,7 +380,7 @@ class RiskCheck(Stage):
             self._reduce_open(order, size)
             self.open[oid] = (order[0], order[1], left, order[3], order[4])
             if left <= EPS:
-                self._close(oid)
+                self._release(self.open.pop(oid))
         self._refresh(asset)
         if self.loss_policies:
             return [rec, *self._check_loss()]
@@ -422,17 +396,16 @@ class RiskCheck(Stage):
         book[asset] = left
         if self._track_gross:
             m = self.asset_market[asset]
-            self.mkt_incl[m] = self.mkt_incl.get(m, 0.0) - (had - left)
+            self.mkt_incl[m] -= had - left
 
-    def _close(self, oid: str) -> None:
-        order = self.open.pop(oid, None)
-        if order is None:
-            return
+    def _release(self, order: tuple[str, float, float, float, str]) -> None:
+        """An order is no longer open (already popped from `open`): drop what it held."""
         if order[2] > EPS:
             self._reduce_open(order, order[2])
-        asset = order[0]
-        n = self.open_n_asset.get(asset, 1) - 1
-        self.open_n_asset[asset] = n if n > 0 else 0
+        if self._count_per_asset:
+            asset = order[0]
+            n = self.open_n_asset.get(asset, 1) - 1
+            self.open_n_asset[asset] = n if n > 0 else 0
 
     def _on_accepted(self, rec: dict[str, Any]) -> Out:
         return (rec,)
@@ -440,7 +413,9 @@ class RiskCheck(Stage):
     def _on_done(self, rec: dict[str, Any]) -> Out:
         oid = rec.get("id")
         if type(oid) is str:
-            self._close(oid)
+            order = self.open.pop(oid, None)
+            if order is not None:
+                self._release(order)
         return (rec,)
 
     def _on_resolved(self, rec: dict[str, Any]) -> Out:
@@ -453,7 +428,7 @@ class RiskCheck(Stage):
             if self._track_gross:
                 self._sync_held(pos.asset)
         for oid in [o for o, v in self.open.items() if v[4] == market]:
-            self._close(oid)
+            self._release(self.open.pop(oid))
         return [rec, *self._check_loss()] if self.loss_policies else (rec,)
 
     # -- exposure and losses -------------------------------------------------------------
@@ -585,7 +560,6 @@ class RiskCheck(Stage):
             max_n = int(p["max_orders"])
             window_us = int(p["window_ms"]) * 1000
             window: deque[int] = deque()
-            self._rate_windows.append(window)
             self._rate_by_spec[id(spec)] = window
 
             def rate_limit(m: str, a: str, sgn: float, price: float, size: float, cur: float, red: bool, now: int) -> str | None:
@@ -634,23 +608,41 @@ class RiskCheck(Stage):
 
     # -- the generated check function ---------------------------------------------------
 
-    def _generate(self, compiled: list[tuple[PolicySpec, Check]]) -> Callable[..., list[tuple[str, str]] | None]:
-        """One function with every policy's cheap pass test inlined, in policy order.
+    def _generate(self, compiled: list[tuple[PolicySpec, Check]]) -> Callable[[dict[str, Any]], Out]:
+        """The submit_order handler (ORDER_HANDLER) with every policy's cheap pass test
+        inlined, in policy order, and only the bookkeeping these policies need.
 
         Each policy's closure (above) is the single source of truth: it runs only when
         the inline test says the order may violate it, and returns the message (or None
-        when the closer look passes). This keeps the per-order cost to a few attribute
-        and dict lookups per policy instead of a call each."""
-        ns: dict[str, Any] = {"_add": _add, "EPS": EPS, "S": self, "MIDS": self.mid, "BT": self.book_ts,
-                              "OPEN": self.open, "PA": self.open_n_asset, "AM": self.asset_market,
+        when the closer look passes). This keeps the per-order cost to a few dict lookups
+        per policy instead of a call each; values several tests share (the new
+        |position|, the mid, the last book time) are computed once."""
+        ns: dict[str, Any] = {"_add": _add, "EPS": EPS, "DAY_US": DAY_US, "NUMBER": _NUMBER, "S": self,
+                              "MIDS": self.mid, "BT": self.book_ts, "OPEN": self.open, "BUY": self.open_buy,
+                              "SELL": self.open_sell, "POS": self.pf.positions, "KILL": self.kill,
+                              "PA": self.open_n_asset, "AM": self.asset_market,
                               "MKI": self.mkt_incl, "MKE": self.mkt_excl}
-        src = ["def check_all(m, a, sgn, price, size, cur, red, now, same_open):", "    v = None"]
+        shared = {
+            "ni": "    ni = abs(cur + sgn * (size + same_open))",  # new |position| with open orders
+            "ne": "    ne = abs(cur + sgn * size)",  # ... without
+            "mid": "    mid = MIDS.get(a)",
+            "ts": "    ts = BT.get(a)",
+        }
+        used: set[str] = set()
+
+        def use(name: str) -> str:
+            used.add(name)
+            return name
+
+        body: list[str] = []
+        approve: list[str] = []
         call = "v = _add(v, N{i}, C{i}(m, a, sgn, price, size, cur, red, now))"
         for i, (spec, check) in enumerate(compiled):
             ns[f"N{i}"] = spec.name
             ns[f"C{i}"] = check
             p = spec.params
             t = spec.type
+            incl = p.get("include_open_orders", True) is not False
             tests: list[str] = []
             if t == "OrderLimit":
                 if p.get("max_size") is not None:
@@ -661,8 +653,7 @@ class RiskCheck(Stage):
                     tests.append(f"size < {float(p['min_size'])!r}")
                 cond = " or ".join(tests)
             elif t == "PriceBand":
-                src.append("    mid = MIDS.get(a)")
-                cond = f"mid is None or abs(price - mid) > {float(p['max_deviation']) + EPS!r}"
+                cond = f"{use('mid')} is None or abs(price - mid) > {float(p['max_deviation']) + EPS!r}"
             elif t == "OpenOrderLimit":
                 if p.get("max_orders") is not None:
                     tests.append(f"len(OPEN) >= {int(p['max_orders'])}")
@@ -672,45 +663,54 @@ class RiskCheck(Stage):
             elif t == "RateLimit":
                 ns[f"W{i}"] = self._rate_by_spec[id(spec)]
                 cond = f"len(W{i}) >= {int(p['max_orders'])}"  # only then can trimming matter
+                approve.append(f"    W{i}.append(now)")
             elif t == "LossLimit":
                 cond = "not red and S.loss_breach is not None"
             elif t == "StaleData":
-                src.append("    ts = BT.get(a)")
-                cond = f"ts is None or now - ts > {int(p['max_age_ms']) * 1000}"
-            elif t == "PositionLimit" and p["scope"] == "asset" and p.get("market_id") is None and p.get("asset") is None and p.get("event") is None:
-                extra = "size + same_open" if p.get("include_open_orders", True) is not False else "size"
-                cond = f"not red and abs(cur + sgn * ({extra})) > {float(p['max_size']) + EPS!r}"
+                cond = f"{use('ts')} is None or now - ts > {int(p['max_age_ms']) * 1000}"
             elif t == "PositionLimit":
                 # upper bound of the closure's total: the other assets' gross is at most the
-                # whole market's (or event's) gross, which the incremental totals give
-                incl = p.get("include_open_orders", True) is not False
-                extra = "size + same_open" if incl else "size"
+                # whole market's (or event's) total, which the incremental sums give
+                new = use("ni" if incl else "ne")
                 table = "MKI" if incl else "MKE"
-                if p["scope"] == "asset":
-                    gross = "0.0"
-                elif p["scope"] == "market":
-                    gross = f"{table}.get(AM.get(a, m), 0.0)"
-                else:
+                # (every market seen and every event's markets have a total, 0.0 at first)
+                if p["scope"] == "market":
+                    new += f" + {table}[AM[a]]"
+                elif p["scope"] == "event":
                     events = sorted(self.policy.events.get(p["event"], ()))
-                    gross = " + ".join(f"{table}.get({mk!r}, 0.0)" for mk in events) or "0.0"
-                cond = f"not red and abs(cur + sgn * ({extra})) + {gross} > {float(p['max_size']) + EPS!r}"
+                    new += "".join(f" + {table}[{mk!r}]" for mk in events)
+                cond = f"not red and {new} > {float(p['max_size']) + EPS!r}"
             elif t == "InventoryLimit":
                 # upper bounds: the order's asset is counted again on top of the current total;
                 # a share's mark and its worst-case loss per share are both at most 1 (mark: the mid)
-                extra = "size + same_open" if p.get("include_open_orders", True) is not False else "size"
+                new = use("ni" if incl else "ne")
                 if p.get("basis") == "worst_case":
-                    cond = f"not red and S.inv_worst + abs(cur + sgn * ({extra})) > {float(p['max_value_usd']) + EPS!r}"
+                    cond = f"not red and S.inv_worst + {new} > {float(p['max_value_usd']) + EPS!r}"
                 else:
-                    cond = f"not red and S.inv_mark + abs(cur + sgn * ({extra})) * MIDS.get(a, price) > {float(p['max_value_usd']) + EPS!r}"
+                    use("mid")
+                    cond = f"not red and S.inv_mark + {new} * (price if mid is None else mid) > {float(p['max_value_usd']) + EPS!r}"
             elif t == "ReduceOnly":
-                cond = "not red"
+                tests.append("not red")
+                if p.get("market_id") is not None:
+                    tests.append(f"m == {p['market_id']!r}")
+                if p.get("asset") is not None:
+                    tests.append(f"a == {p['asset']!r}")
+                cond = " and ".join(tests)
             else:
                 cond = "True"
-            src.append(f"    if {cond}:")
-            src.append("        " + call.format(i=i))
-        src.append("    return v")
-        exec(compile("\n".join(src), f"<risk-check policies {self.policy.path}>", "exec"), ns)
-        fn: Callable[..., list[tuple[str, str]] | None] = ns["check_all"]
+            body.append(f"    if {cond}:")
+            body.append("        " + call.format(i=i))
+        if self._count_per_asset:
+            approve.append("    PA[a] = PA.get(a, 0) + 1")
+        if self._track_gross:
+            approve.append("    MKI[AM[a]] += size")
+        src = ORDER_HANDLER.format(
+            now="S.now" if self.advance_clock else "S._clock_now()",
+            tests="\n".join([*(line for name, line in shared.items() if name in used), *body]),
+            approve="\n".join(approve),
+        )
+        exec(compile(src, f"<risk-check policies {self.policy.path}>", "exec"), ns)
+        fn: Callable[[dict[str, Any]], Out] = ns["on_order"]
         return fn
 
     def _new_abs(self, a: str, sgn: float, size: float, cur: float, include_open: bool) -> float:
@@ -832,6 +832,55 @@ class RiskCheck(Stage):
             return None
 
         return inventory_limit
+
+
+# The submit_order handler's fixed part; _generate fills in the time source, the
+# policies' tests (which add (name, message) to v) and the policies' bookkeeping.
+ORDER_HANDLER = """\
+def on_order(rec):
+    try:
+        oid = rec["id"]
+        a = rec["asset"]
+        m = rec["market"]
+        side = rec["side"]
+        price = rec["price"]
+        size = rec["size"]
+    except KeyError:
+        raise S._bad_order(rec) from None
+    if type(price) not in NUMBER or type(size) not in NUMBER or type(oid) is not str or type(a) is not str or type(m) is not str:
+        raise S._bad_order(rec)
+    if side == "buy":
+        sgn = 1.0
+        same_open = BUY.get(a, 0.0)
+    elif side == "sell":
+        sgn = -1.0
+        same_open = SELL.get(a, 0.0)
+    else:
+        raise S._bad_order(rec)
+    now = {now}
+    pos = POS.get(a)
+    cur = pos.size if pos is not None else 0.0
+    red = cur * sgn < 0.0 and size + same_open <= abs(cur) + EPS
+    if a not in AM:
+        S._learn(m, a)
+    if not (0.0 < price < 1.0 and size > 0.0) or oid in OPEN or (KILL.engaged and not red):
+        return S._refuse(rec, oid, now, red)
+    if now // DAY_US != S.day:
+        S._roll_day(now)
+    v = None
+{tests}
+    if v is not None:
+        return S._deny(rec, oid, now, v)
+    # approved: open until exec says otherwise
+    OPEN[oid] = (a, sgn, size, price, m)
+    if sgn > 0.0:
+        BUY[a] = same_open + size
+    else:
+        SELL[a] = same_open + size
+{approve}
+    S.approved += 1
+    return (rec,)
+"""
 
 
 def _add(v: list[tuple[str, str]] | None, name: str, msg: str | None) -> list[tuple[str, str]] | None:
