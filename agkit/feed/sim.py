@@ -29,6 +29,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -39,7 +40,6 @@ from agkit.stage import Context
 UNIT = 1000  # prices are integers in units of 0.001 (the finest tick)
 PRICE = [round(k / UNIT, 3) for k in range(UNIT + 1)]
 PRICE_JSON = [orjson.dumps(p) for p in PRICE]
-BOOK_LINE = b'{"type":"book","ts_event":%d,"ts_init":%d,%b"bids":[%b],"asks":[%b],"tick_size":%b,"min_size":%b}'
 DEFAULT_START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 MAX_LEVEL_SIZE = 10_000  # the largest size of one level, in units of min_size
 COARSE, FINE = 10, 1  # tick sizes in units: 0.01 and 0.001
@@ -126,11 +126,12 @@ class _Side(dict[int, float]):
         top = self._top
         if top is None or top[0] != depth:
             keys = self.ranked()[:depth]
-            top = self._top = (
-                depth,
-                b",".join(map(self.yes_json.__getitem__, keys)),
-                b",".join(map(self.no_json.__getitem__, keys)),
-            )
+            if len(keys) > 1:  # itemgetter of one key gives the item, not a 1-tuple
+                get = itemgetter(*keys)
+                top = (depth, b",".join(get(self.yes_json)), b",".join(get(self.no_json)))
+            else:
+                top = (depth, b"".join([self.yes_json[k] for k in keys]), b"".join([self.no_json[k] for k in keys]))
+            self._top = top
         return top[1], top[2]
 
 
@@ -175,10 +176,10 @@ class _Market:
         self.bids = _Side(descending=True)  # YES book: price units -> size
         self.asks = _Side(descending=False)
         self.resolved = False
-        # the fixed fields of this market's book lines: venue, market, asset (JSON, comma-ended)
+        # the fixed middle of this market's book lines: venue, market, asset, up to the bids
         ids = b'"venue":%b,"market":%b,"asset":' % (orjson.dumps(cfg.venue), orjson.dumps(self.condition))
-        self.ids_yes = ids + orjson.dumps(self.yes) + b","
-        self.ids_no = ids + orjson.dumps(self.no) + b","
+        self.ids_yes = ids + orjson.dumps(self.yes) + b',"bids":['
+        self.ids_no = ids + orjson.dumps(self.no) + b',"bids":['
 
 
 
@@ -199,7 +200,11 @@ class Simulator:
         self.trade_seq = 0
         self.now_us = cfg.start_us
         self._emit_books: Callable[[_Market, int], list[Any]] = self._books
-        self._min_size_json = orjson.dumps(cfg.min_size)
+        # the end of a book line, from the asks on, by tick size
+        self._book_tails = {
+            tick: b'],"tick_size":%b,"min_size":%b}' % (PRICE_JSON[tick], orjson.dumps(cfg.min_size))
+            for tick in (COARSE, FINE)
+        }
         self._vol_per_minute = cfg.volatility / 60.0
 
     # -- the stream -----------------------------------------------------------------
@@ -455,10 +460,16 @@ class Simulator:
                     del side[k]
         min_size = self.cfg.min_size
         max_size = min_size * MAX_LEVEL_SIZE
-        randbelow = rng._randbelow  # type: ignore[attr-defined]
+        getrandbits = rng.getrandbits
         for side in (bids, asks):  # a few makers resize
             if side and random_() < 0.6:
-                k = tuple(side)[randbelow(len(side))]  # rng.choice(tuple(side)), inlined
+                # k = rng.choice(tuple(side)), inlined: the same draws as random._randbelow
+                n = len(side)
+                bits = n.bit_length()
+                r = getrandbits(bits)
+                while r >= n:
+                    r = getrandbits(bits)
+                k = tuple(side)[r]
                 size = round(side[k] * (0.6 + 1.0 * random_()), 2)  # rng.uniform(0.6, 1.6)
                 # clamped both ways: resizing drifts upwards, so a level that lives long (the
                 # 0.999 ask of a market heading to 1) would grow to inf, which JSON writes as null
@@ -502,16 +513,17 @@ class Simulator:
         }]
 
     def _book_lines(self, mk: _Market, t: int) -> list[bytes]:
-        """`_books` encoded: the same two records as JSON lines, from cached level bytes."""
+        """`_books` encoded: the same two records as JSON lines, from cached bytes."""
         depth = self.cfg.depth
         bids_yes, bids_no = mk.bids.top_json(depth)  # YES bids; mirrored, the NO asks
         asks_yes, asks_no = mk.asks.top_json(depth)
-        tick, min_size = PRICE_JSON[mk.tick], self._min_size_json
+        head = b'{"type":"book","ts_event":%d,"ts_init":%d,' % (t, t)
+        tail = self._book_tails[mk.tick]
         self.metrics.messages += 2
         self.metrics._window_messages += 2
         return [
-            BOOK_LINE % (t, t, mk.ids_yes, bids_yes, asks_yes, tick, min_size),
-            BOOK_LINE % (t, t, mk.ids_no, asks_no, bids_no, tick, min_size),
+            b"".join((head, mk.ids_yes, bids_yes, b'],"asks":[', asks_yes, tail)),
+            b"".join((head, mk.ids_no, asks_no, b'],"asks":[', bids_no, tail)),
         ]
 
     def _resolve(self, mk: _Market, t: int) -> list[dict[str, Any]]:
