@@ -41,7 +41,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +61,7 @@ from agkit.portfolio import taker_fee
 
 LOT = Decimal("0.01")
 _ZERO = Decimal(0)
+_NOTHING_TAKEN: dict[float, float] = {}  # read-only stand-in for an asset with nothing taken
 
 # heap entry kinds
 _ARRIVE, _CANCEL, _EXPIRE = 0, 1, 2
@@ -134,8 +135,10 @@ class PaperVenue(Venue):
         self.ticks: dict[str, Decimal] = {}  # asset -> tick size (from book / tick_size_changed)
         self._tick_f: dict[str, float] = {}  # the float behind ticks[asset]
         self.min_sizes: dict[str, float] = {}
-        # liquidity our fills took from displayed levels: (asset, side "bids"/"asks") -> price -> size
-        self.consumed: dict[tuple[str, str], dict[float, float]] = {}
+        # liquidity our fills took from displayed levels: asset -> price -> size, per side
+        # (an asset is listed only while something is taken: most books skip the check)
+        self.taken_bids: dict[str, dict[float, float]] = {}
+        self.taken_asks: dict[str, dict[float, float]] = {}
         self.orders: dict[str, PaperOrder] = {}  # not yet done (pending or resting)
         self.resting: dict[str, list[PaperOrder]] = {}  # asset -> live orders, by seq
         self.heap: list[tuple[int, int, int, str]] = []  # (due, seq, kind, order id)
@@ -205,7 +208,8 @@ class PaperVenue(Venue):
         if rtype == "book":
             self._on_book(rec)
         elif rtype == "trade":
-            self._on_trade(rec)
+            if rec["asset"] in self.resting:  # else no order of ours can fill
+                self._on_trade(rec)
         elif rtype == "tick_size_changed":
             asset, tick = rec.get("asset"), rec.get("new_tick_size")
             if isinstance(asset, str) and isinstance(tick, int | float):
@@ -228,8 +232,8 @@ class PaperVenue(Venue):
             return
         book = self.books.get(po.asset)
         levels: list[list[float]] = (book["asks"] if po.buy else book["bids"]) if book else []
-        key = (po.asset, "asks" if po.buy else "bids")
-        used = self.consumed.get(key, {})
+        taken_side = self.taken_asks if po.buy else self.taken_bids
+        used = taken_side.get(po.asset, _NOTHING_TAKEN)
         limit = po.price
         crossing: list[tuple[float, Decimal]] = []
         try:
@@ -263,7 +267,7 @@ class PaperVenue(Venue):
             if po.remaining <= 0:
                 break
             take = min(avail, po.remaining)
-            taken = self.consumed.setdefault(key, {})
+            taken = taken_side.setdefault(po.asset, {})
             taken[price] = taken.get(price, 0.0) + float(take)
             self._fill(po, take, price, "taker", t)
         if po.remaining <= 0:
@@ -307,16 +311,16 @@ class PaperVenue(Venue):
 
     def _on_book(self, rec: dict[str, Any]) -> None:
         asset = rec["asset"]
-        if type(rec["bids"]) is not list or type(rec["asks"]) is not list:
+        bids, asks = rec["bids"], rec["asks"]
+        if type(bids) is not list or type(asks) is not list:
             raise TypeError("bids and asks must be lists of [price, size]")
         self.books[asset] = rec
-        if self.consumed:
-            used = self.consumed.get((asset, "bids"))
-            if used:
-                _forget_replenished(used, rec["bids"], _bid_size)
-            used = self.consumed.get((asset, "asks"))
-            if used:
-                _forget_replenished(used, rec["asks"], _ask_size)
+        used = self.taken_bids.get(asset)
+        if used is not None and not _forget_replenished(used, bids):
+            del self.taken_bids[asset]
+        used = self.taken_asks.get(asset)
+        if used is not None and not _forget_replenished(used, asks):
+            del self.taken_asks[asset]
         tick = rec.get("tick_size")
         if tick is not None and tick != self._tick_f.get(asset):
             self._tick_f[asset] = tick
@@ -327,7 +331,6 @@ class PaperVenue(Venue):
         resting = self.resting.get(asset)
         if not resting:
             return
-        bids, asks = rec["bids"], rec["asks"]
         best_bid = bids[0][0] if bids else -1.0
         best_ask = asks[0][0] if asks else 2.0
         crossed = False
@@ -364,7 +367,7 @@ class PaperVenue(Venue):
     ) -> None:
         """Resting orders the other side now crosses: each fills, at its own price, from
         the crossing size our fills have not taken yet (which they then take)."""
-        used = self.consumed.setdefault((orders[0].asset, "asks" if buy else "bids"), {})
+        used = (self.taken_asks if buy else self.taken_bids).setdefault(orders[0].asset, {})
         for po in orders:
             total = _ZERO
             for level in levels:
@@ -468,20 +471,32 @@ def _sell_priority(po: PaperOrder) -> tuple[float, int]:
     return (po.price, po.seq)
 
 
-def _forget_replenished(
-    used: dict[float, float],
-    levels: list[list[float]],
-    size_at: Callable[[list[list[float]], float], float],
-) -> None:
+def _forget_replenished(used: dict[float, float], levels: list[list[float]]) -> int:
     """A new book: what we took from a level stays taken while the level still shows it
     (the feed does not know about our paper fills); a level showing less (others traded
-    or canceled it) or gone releases the difference."""
-    for price, taken in list(used.items()):
-        shown = size_at(levels, price)
-        if shown <= 0:
+    or canceled it) or gone releases the difference. Returns how many prices stay taken.
+
+    One pass over the levels (best first, prices unique), stopping once every price we
+    took from was seen: those sit near the top of the book."""
+    left = len(used)
+    taken_at = used.get
+    for level in levels:
+        price = level[0]
+        taken = taken_at(price)
+        if taken is not None:
+            shown = float(level[1])
+            if shown <= 0:
+                del used[price]
+            elif shown < taken:
+                used[price] = shown
+            left -= 1
+            if not left:
+                return len(used)
+    if left:  # some prices are no longer shown at all
+        shown_prices = {level[0] for level in levels}
+        for price in [p for p in used if p not in shown_prices]:
             del used[price]
-        elif shown < taken:
-            used[price] = shown
+    return len(used)
 
 
 def _bid_size(levels: list[list[float]], price: float) -> float:
