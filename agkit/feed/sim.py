@@ -40,6 +40,7 @@ from agkit.stage import Context
 UNIT = 1000  # prices are integers in units of 0.001 (the finest tick)
 PRICE = [round(k / UNIT, 3) for k in range(UNIT + 1)]
 PRICE_JSON = [orjson.dumps(p) for p in PRICE]
+LEVEL_OPEN = [b"[%b," % p for p in PRICE_JSON]  # a level as JSON, up to its size
 DEFAULT_START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 MAX_LEVEL_SIZE = 10_000  # the largest size of one level, in units of min_size
 COARSE, FINE = 10, 1  # tick sizes in units: 0.01 and 0.001
@@ -104,9 +105,9 @@ class _Side(dict[int, float]):
         if k not in self:  # a new price: the ranking changes too
             self._ranked = None
         dict.__setitem__(self, k, size)
-        s = orjson.dumps(size)
-        self.yes_json[k] = b"[%b,%b]" % (PRICE_JSON[k], s)
-        self.no_json[k] = b"[%b,%b]" % (PRICE_JSON[UNIT - k], s)
+        s = orjson.dumps(size) + b"]"
+        self.yes_json[k] = LEVEL_OPEN[k] + s
+        self.no_json[k] = LEVEL_OPEN[UNIT - k] + s
         self._top = None
 
     def __delitem__(self, k: int, /) -> None:
@@ -116,7 +117,7 @@ class _Side(dict[int, float]):
         self._ranked = self._top = None
 
     def ranked(self) -> list[int]:
-        """The prices, best first."""
+        """The prices, best first (hot callers read `_ranked` first: `side._ranked or side.ranked()`)."""
         if self._ranked is None:
             self._ranked = sorted(self, reverse=self.descending)
         return self._ranked
@@ -198,7 +199,6 @@ class Simulator:
         self.markets = [_Market(cfg, i, self.rng) for i in range(cfg.markets)]
         self.metrics = FeedMetrics("feed.sim", {"source": "sim"})
         self.trade_seq = 0
-        self.now_us = cfg.start_us
         self._emit_books: Callable[[_Market, int], list[Any]] = self._books
         # the end of a book line, from the asks on, by tick size
         self._book_tails = {
@@ -274,7 +274,6 @@ class Simulator:
             if due > last_us:
                 return
             mk = markets[i]
-            self.now_us = due
             if due >= mk.expiry_us:
                 heapq.heappop(heap)
                 self._evolve(mk, due)
@@ -323,8 +322,9 @@ class Simulator:
         rng = self.rng
         out = self._retick(mk, t) if (mk.m < COARSE_FROM or mk.m > COARSE_TO) == (mk.tick == COARSE) else []
         trades: list[dict[str, Any]] = []
-        best_bid = mk.bids.ranked()[0] if mk.bids else None
-        best_ask = mk.asks.ranked()[0] if mk.asks else None
+        bids, asks = mk.bids, mk.asks
+        best_bid = (bids._ranked or bids.ranked())[0] if bids else None
+        best_ask = (asks._ranked or asks.ranked())[0] if asks else None
         p_units = mk.p * UNIT
         edge = 1.5 * mk.tick
         if best_ask is not None and p_units > best_ask + edge and rng.random() < 0.7:
@@ -435,10 +435,10 @@ class Simulator:
         elif ask0 > hi:
             ask0 = hi
         bids, asks = mk.bids, mk.asks
-        if bids and bids.ranked()[0] > bid0:
+        if bids and (bids._ranked or bids.ranked())[0] > bid0:
             for k in [k for k in bids if k > bid0]:
                 del bids[k]
-        if asks and asks.ranked()[0] < ask0:
+        if asks and (asks._ranked or asks.ranked())[0] < ask0:
             for k in [k for k in asks if k < ask0]:
                 del asks[k]
         depth = self.cfg.depth
