@@ -11,6 +11,8 @@ exec: after a crash a record may be journaled and lost in the pipe, never emitte
 and forgotten (so a restart never emits it twice). Opening the journal rewrites it
 without the orders that can produce nothing new (ended, every fill settled), so it
 stays as small as the open business. A torn last line (a crash mid-write) is skipped.
+One exec at a time: a second one on the same journal is refused (a lock file, released
+by the kernel however the first one ends).
 
     {"k": "order", "v": venue order id, "id": client id, "req": {...}, "ts": unix s, "base": "0"}
     {"k": "ack", "v": venue order id}        (its order_accepted was emitted)
@@ -23,6 +25,7 @@ at the venue and restored): its earlier trades were never ours to report.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from collections.abc import Callable
@@ -32,6 +35,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+from agkit.errors import ConfigError
 
 
 def state_dir() -> Path:
@@ -69,6 +74,16 @@ class Journal:
         self.path = path
         self.log = log
         self.orders: dict[str, JournaledOrder] = {}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"exec journal {path}: {exc.strerror}; choose another with --journal PATH") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise ConfigError(f"exec journal {path} is in use by another exec (one journal per running exec: --journal PATH)") from None
         self._load()
         self._compact()
         self._file: IO[bytes] = open(path, "ab")  # noqa: SIM115 - open for the journal's lifetime
@@ -115,7 +130,6 @@ class Journal:
 
     def _compact(self) -> None:
         self.orders = {v: o for v, o in self.orders.items() if not (o.done and o.settled())}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(b"".join(orjson.dumps(e) + b"\n" for e in self._lines()))
@@ -141,6 +155,7 @@ class Journal:
 
     def close(self) -> None:
         self._file.close()
+        os.close(self._lock)  # releases the lock
 
 
 def order_entry(vid: str, client_id: str, req: dict[str, Any], ts: int, base: Decimal = Decimal(0)) -> dict[str, Any]:

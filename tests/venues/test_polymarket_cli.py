@@ -158,7 +158,7 @@ def test_exec_polymarket_dry_run_sends_nothing(served: Served) -> None:
     assert served.acc.secret.encode() not in proc.stderr
 
 
-def test_exec_polymarket_live(served: Served) -> None:
+def test_exec_polymarket_live(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     served.do(served.fake.add_liquidity, TOKEN, "SELL", "0.45", "5")
     recs = [_submit("a", 0.4), _submit("b", 0.45, 5), _submit("c", 0.333)]
     proc = run_agkit("exec", "--venue", "polymarket", "--live", input=ndjson(recs), **served.env())
@@ -169,3 +169,18 @@ def test_exec_polymarket_live(served: Served) -> None:
     assert ("order_rejected", "c") in by
     assert any(r["type"] == "order_filled" and r["id"] == "b" for r in out)
     assert served.acc.secret.encode() not in proc.stderr
+    # the journal, at its default place: the orders sent (c was refused locally, never sent)
+    from agkit.exec.journal import Journal, default_path
+
+    monkeypatch.setenv("XDG_STATE_HOME", served.state.name)
+    path = default_path("polymarket", served.fake.url, served.acc.address)
+    assert path.is_relative_to(served.state.name) and path.exists()
+    j = Journal(path)
+    j.close()
+    assert {o.client_id for o in j.orders.values()} <= {"a", "b"}  # b ended filled: may be compacted away
+    assert "a" in {o.client_id for o in j.orders.values()}
+
+
+def test_journal_is_for_a_live_venue() -> None:
+    proc = run_agkit("exec", "--journal", "/tmp/x.jsonl", input=b"")
+    assert proc.returncode == 2 and b"--journal is for a live venue" in proc.stderr

@@ -34,7 +34,7 @@ def test_journal_survives_reopening_and_compacts(tmp_path: Path) -> None:
     assert again.orders["0xc"].done and not again.orders["0xc"].settled()  # waits for its settlement
     again.write([fill_entry("0xc", "t3", Decimal("10"), "confirmed")])
     again.close()
-    assert set(Journal(path).orders) == {"0xa"}
+    assert set(reopened(path)) == {"0xa"}
     assert len(path.read_text().splitlines()) == 3  # rewritten small: order, ack, fill
 
 
@@ -47,8 +47,30 @@ def test_a_torn_last_line_is_skipped_and_said(tmp_path: Path) -> None:
         f.write(b'{"k":"fill","v":"0xa","t":"t1","si')  # killed mid-write
     logs: list[str] = []
     again = Journal(path, logs.append)
+    again.close()
     assert again.orders["0xa"].fills == {} and any("line 2 unreadable" in m for m in logs)
 
+
+def reopened(path: Path) -> dict[str, Any]:
+    j = Journal(path)
+    j.close()
+    return dict(j.orders)
+
+
+def test_one_exec_per_journal_and_a_clear_error_where_it_cannot_be(tmp_path: Path) -> None:
+    import pytest
+
+    from agkit.errors import ConfigError
+
+    path = tmp_path / "j.jsonl"
+    first = Journal(path)
+    with pytest.raises(ConfigError, match="in use by another exec"):
+        Journal(path)
+    first.close()
+    Journal(path).close()  # free again
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="--journal PATH"):
+        Journal(tmp_path / "file" / "j.jsonl")
 
 def test_default_path_is_per_host_and_funder(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
@@ -138,6 +160,6 @@ def test_an_order_that_never_reached_the_venue_is_dropped_quietly() -> None:
         await h.stop()
         assert h.out == [] or all(r["type"] == "metric" for r in h.out)
         assert any("never reached the venue" in m for m in h.logs)
-        assert Journal(path).orders == {}  # ended: compacted away
+        assert reopened(path) == {}  # ended: compacted away
 
     restarts(body)
