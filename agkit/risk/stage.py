@@ -252,7 +252,10 @@ class RiskCheck(Stage):
 
     def on_record(self, rec: dict[str, Any]) -> Out:
         if self.advance_clock:
-            ts = rec.get("ts_event")
+            try:
+                ts = rec["ts_event"]
+            except KeyError:
+                ts = None
             if type(ts) is int and ts > self.now:
                 self.now = ts
         return self._handlers[rec["type"]](rec)
@@ -395,8 +398,7 @@ class RiskCheck(Stage):
             left = 0.0
         book[asset] = left
         if self._track_gross:
-            m = self.asset_market[asset]
-            self.mkt_incl[m] -= had - left
+            self.mkt_incl[self.asset_market[asset]] -= had - left
 
     def _release(self, order: tuple[str, float, float, float, str]) -> None:
         """An order is no longer open (already popped from `open`): drop what it held."""
@@ -411,11 +413,26 @@ class RiskCheck(Stage):
         return (rec,)
 
     def _on_done(self, rec: dict[str, Any]) -> Out:
+        """Canceled, expired or rejected: _release inlined (a quoting bot's most common record)."""
         oid = rec.get("id")
-        if type(oid) is str:
-            order = self.open.pop(oid, None)
-            if order is not None:
-                self._release(order)
+        if type(oid) is not str:
+            return (rec,)
+        order = self.open.pop(oid, None)
+        if order is None:
+            return (rec,)
+        asset, sgn, left = order[0], order[1], order[2]
+        if left > EPS:
+            book = self.open_buy if sgn > 0.0 else self.open_sell
+            had = book[asset]
+            rest = had - left
+            if rest <= EPS:
+                rest = 0.0
+            book[asset] = rest
+            if self._track_gross:
+                self.mkt_incl[self.asset_market[asset]] -= had - rest
+        if self._count_per_asset:
+            n = self.open_n_asset[asset] - 1
+            self.open_n_asset[asset] = n if n > 0 else 0
         return (rec,)
 
     def _on_resolved(self, rec: dict[str, Any]) -> Out:
