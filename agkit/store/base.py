@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -62,6 +63,14 @@ class Store:
 
     backend: str = "?"
     url: str
+    # write_batch may run in a writer thread while the stage decodes the next batch
+    # (worth it only where the write mostly waits without holding the GIL).
+    overlapped_writes: bool = False
+
+    def log(self, message: str) -> None:
+        """A line for people on stderr (IngestStage routes it through its context)."""
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
     # -- backend primitives ---------------------------------------------------------------
 

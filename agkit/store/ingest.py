@@ -1,14 +1,19 @@
 """`store ingest` as a stage: a sink, or a pass-through with --tee.
 
 Rows are batched by size and by time (a Timer flushes a partial batch), one
-transaction per batch. A batch is written synchronously from `on_record`, so while the
-database is busy the runner stops reading stdin: back-pressure, never unbounded memory.
-`stop()` (EOF, SIGTERM, SIGINT, a closed stdout) commits what was received.
+transaction per batch. On PostgreSQL a full batch goes to one writer thread while the
+next one fills, so the server inserts while Python decodes (waiting on the server
+releases the GIL); a flush first waits for the previous write, so at most two batches
+exist. SQLite writes in the stage's own thread: its per-row GIL hand-offs would make a
+writer thread slower, not faster. Either way, while the database is busy the runner
+stops reading stdin (back-pressure, never unbounded memory). `stop()` (EOF, SIGTERM, SIGINT, a closed
+stdout) commits what was received.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from agkit.errors import AgkitError
@@ -43,6 +48,8 @@ class IngestStage(Stage):
         self._started = time.monotonic()
         self._last_report = self._started
         self._own_store = store is None
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[int] | None = None
 
     def start(self, ctx: Context) -> Out:
         self.ctx = ctx
@@ -50,6 +57,9 @@ class IngestStage(Stage):
             from agkit.store import open_store
 
             self.store = open_store(self.db)
+        self.store.log = ctx.log  # type: ignore[method-assign]
+        if self.store.overlapped_writes:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         return None
 
     def on_record(self, rec: dict[str, Any]) -> Out:
@@ -69,15 +79,19 @@ class IngestStage(Stage):
         return None
 
     def flush(self) -> None:
+        """Hand the batch to the writer (after the previous write has committed)."""
         if not self.batch.n or self.store is None:
             return
-        try:
-            self.new_rows += self.store.write_batch(self.batch)
-        except AgkitError:
-            raise
-        except Exception as exc:  # the database refused the batch: a clear message, exit 1
-            raise AgkitError(f"cannot write to the store: {type(exc).__name__}: {exc}") from None
-        self.batches += 1
+        self.wait()
+        if self._writer is not None:
+            self._writing = self._writer.submit(self.store.write_batch, self.batch)
+        else:
+            self._writing = Future()
+            try:
+                self._writing.set_result(self.store.write_batch(self.batch))
+            except Exception as exc:
+                self._writing.set_exception(exc)
+            self.wait()
         self.batch = Batch()
         if self.progress:
             now = time.monotonic()
@@ -85,10 +99,26 @@ class IngestStage(Stage):
                 self._last_report = now
                 self.ctx.log(f"agkit store ingest: {self.records} records, {self.new_rows} new rows")
 
+    def wait(self) -> None:
+        """Wait for the batch being written; its failure is ours (a clear message, exit 1)."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        try:
+            self.new_rows += writing.result()
+        except AgkitError:
+            raise
+        except Exception as exc:  # the database refused the batch
+            raise AgkitError(f"cannot write to the store: {type(exc).__name__}: {exc}") from None
+        self.batches += 1
+
     def stop(self) -> Out:
         try:
             self.flush()
+            self.wait()
         finally:
+            if self._writer is not None:
+                self._writer.shutdown()
             if self.store is not None and self._own_store:
                 self.store.close()
         if self.progress:

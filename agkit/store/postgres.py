@@ -20,14 +20,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agkit.errors import AgkitError, ConfigError
-from agkit.store.base import DAY_US, Batch, Filters, Row, Store, named_to_pyformat
+from agkit.store.base import DAY_US, Batch, Filters, Store, named_to_pyformat
 from agkit.store.migrations import META_DDL, migrations
-from agkit.store.schema import RECORD_TABLES, TABLES, ddl_type
+from agkit.store.schema import RECORD_TABLES, TABLES, Row, ddl_type
 
 if TYPE_CHECKING:
     import psycopg
 
 _SCHEMA_KEY = "coalesce(current_schema(), '')"
+# A lost connection during ingest: retry with backoff (0.5 s doubling to 10 s) for 10 minutes.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 10.0
+RECONNECT_FOR_S = 600.0
 _BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
 
 
@@ -37,6 +41,7 @@ def _q(sql: str) -> str:
 
 class PostgresStore(Store):
     backend = "postgresql"
+    overlapped_writes = True
 
     def __init__(self, url: str) -> None:
         import psycopg
@@ -155,33 +160,58 @@ class PostgresStore(Store):
         self._parts |= missing
 
     def write_batch(self, batch: Batch) -> int:
+        """One transaction; a lost connection (server restart, terminated backend) is
+        re-opened with backoff and the batch retried: the keys make the retry safe."""
         if not batch.n:
             return 0
         import psycopg
 
-        try:
-            self._ensure_staging()
-            self._ensure_partitions(batch)
-            conn = self.conn
-            new = 0
-            with conn.transaction(), conn.cursor() as cur:
-                for table, rows in batch.rows.items():
-                    with cur.copy(self._copy[table]) as copy:
-                        write = copy.write_row
-                        for row in rows:
-                            write(row)
-                cur.execute(
-                    "UPDATE agkit_meta SET value = value + %s WHERE key = 'seq' RETURNING value", (batch.n,)
+        delay = RECONNECT_FIRST_S
+        deadline = time.monotonic() + RECONNECT_FOR_S
+        while True:
+            try:
+                if self.conn.broken or self.conn.closed:
+                    self._reconnect()
+                return self._write_once(batch)
+            except psycopg.Error as exc:
+                self._parts.clear()  # a partition may have been dropped meanwhile (retention)
+                lost = isinstance(exc, psycopg.OperationalError) and (self.conn.broken or self.conn.closed)
+                if not lost or time.monotonic() + delay > deadline:
+                    raise AgkitError(f"PostgreSQL write failed: {_redact(str(exc).strip())}") from None
+                self.log(
+                    f"agkit store: PostgreSQL connection lost ({_redact(str(exc).strip())}); "
+                    f"reconnecting in {delay:.1f} s, then retrying the batch of {batch.n} records"
                 )
-                (top,) = cur.fetchone() or (0,)
-                base = top - batch.n + 1
-                for table in batch.rows:
-                    cur.execute(self._insert[table], (base,))
-                    new += cur.rowcount
-            return new
-        except psycopg.Error as exc:
-            self._parts.clear()  # a partition may have been dropped meanwhile (retention)
-            raise AgkitError(f"PostgreSQL write failed: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+
+    def _reconnect(self) -> None:
+        import psycopg
+
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        self._staging = False  # temp tables went with the old session
+        self.log("agkit store: PostgreSQL connection re-established")
+
+    def _write_once(self, batch: Batch) -> int:
+        self._ensure_staging()
+        self._ensure_partitions(batch)
+        conn = self.conn
+        new = 0
+        with conn.transaction(), conn.cursor() as cur:
+            for table, rows in batch.rows.items():
+                with cur.copy(self._copy[table]) as copy:
+                    write = copy.write_row
+                    for row in rows:
+                        write(row)
+            cur.execute("UPDATE agkit_meta SET value = value + %s WHERE key = 'seq' RETURNING value", (batch.n,))
+            (top,) = cur.fetchone() or (0,)
+            base = top - batch.n + 1
+            for table in batch.rows:
+                cur.execute(self._insert[table], (base,))
+                new += cur.rowcount
+        return new
 
     # -- reading ------------------------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from agkit.errors import AgkitError, ConfigError
-from agkit.store.base import Batch, Row, Store
+from agkit.store.base import Batch, Store
 from agkit.store.migrations import META_DDL, migrations
-from agkit.store.schema import RECORD_TABLES, TABLES
+from agkit.store.schema import RECORD_TABLES, TABLES, Row
 
 BUSY_TIMEOUT_S = 120.0
 DELETE_CHUNK = 50_000

@@ -46,3 +46,12 @@ def db2(request: pytest.FixtureRequest, db: str, tmp_path: Path) -> Iterator[str
     backend = "sqlite" if db.startswith("sqlite") else "postgres"
     with _fresh_store(request, backend, tmp_path / "store2.db") as url:
         yield url
+
+
+@pytest.fixture
+def pg_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two empty stores on the real PostgreSQL (for PostgreSQL-only behaviour)."""
+    with _fresh_store(request, "postgres", tmp_path / "a.db") as a, _fresh_store(
+        request, "postgres", tmp_path / "b.db"
+    ) as b:
+        yield a, b

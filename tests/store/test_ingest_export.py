@@ -116,6 +116,54 @@ def test_kill_9_mid_stream_then_rerun_equals_one_clean_run(db: str, db2: str, tm
     assert run_agkit("store", "export", "--db", db).stdout == data
 
 
+def test_postgres_connection_killed_mid_ingest_is_reopened_and_nothing_is_lost(
+    pg_pair: tuple[str, str], pg_url: str
+) -> None:
+    """pg_terminate_backend on the ingest's own session, twice: the ingest says so on stderr,
+    reconnects, retries the batch and carries on; the table equals one clean run."""
+    import uuid
+
+    import psycopg
+
+    db, clean = pg_pair
+    recs = mixed(24_000)
+    data = ndjson(recs)
+    thirds = [ndjson(recs[:8000]), ndjson(recs[8000:16000]), ndjson(recs[16000:])]
+    app = f"agkit_cut_{uuid.uuid4().hex[:8]}"
+    proc = popen_agkit("store", "ingest", "--db", f"{db}&application_name={app}", "--batch-size", "500",
+                       "--flush-ms", "50", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        stored = 0
+        for part in thirds[:2]:
+            proc.stdin.write(part)
+            proc.stdin.flush()
+            deadline = time.monotonic() + 120
+            while (n := sum(counts(db)[t.name] for t in RECORD_TABLES)) <= stored:
+                assert time.monotonic() < deadline and proc.poll() is None, "ingest stalled or exited"
+                time.sleep(0.05)
+            stored = n
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                killed = conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                                      "where application_name = %s", (app,)).fetchall()
+            assert killed and all(k[0] for k in killed)
+            time.sleep(0.2)
+            assert proc.poll() is None, "the ingest exited on a lost connection"
+        proc.stdin.write(thirds[2])
+        proc.stdin.close()
+        assert proc.wait(timeout=180) == 0
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert err.count("PostgreSQL connection lost") >= 2, err
+    assert "re-established" in err and "Traceback" not in err, err
+    ingest(clean, data)
+    assert table_contents(db) == table_contents(clean)
+    assert run_agkit("store", "export", "--db", db).stdout == data
+
+
 def test_tee_forwards_every_record_unchanged_and_stores_it(db: str) -> None:
     data = ndjson(mixed(500)) + b'{"type":"zz_x","ts_event":1,"ts_init":2, "spaced" : true}\n'
     proc = ingest(db, data, "--tee")
