@@ -229,7 +229,7 @@ def pg_counts(url: str, schema: str) -> dict[str, int]:
 def test_postgres_connection_killed_mid_ingest(day: Path, tmp_path: Path, pg_url: str,
                                                pg_schema: tuple[str, str]) -> None:
     """pg_terminate_backend on the ingest's own connection (other sessions are not disturbed):
-    ingest stops with a clear message and a non-zero exit; rerun on the same input, the store
+    ingest says so on stderr, reconnects, retries the batch and carries on (exit 0); the store
     holds exactly the rows of an undisturbed ingest."""
     import psycopg
 
@@ -270,12 +270,9 @@ def test_postgres_connection_killed_mid_ingest(day: Path, tmp_path: Path, pg_url
         err = ingest.stderr.read().decode() if ingest.stderr else ""
     finally:
         kill_group(ingest)
-    assert code not in (0, -signal.SIGKILL), err
-    assert "PostgreSQL" in err and ("terminating connection" in err or "connection" in err), err
+    assert code == 0, err
+    assert "PostgreSQL connection lost" in err and "re-established" in err, err
     assert "Traceback" not in err
-    assert sum(pg_counts(pg_url, schema).values()) < sum(ref.values())
-    rerun = run_agkit("store", "ingest", "--db", url(schema), input=stream.read_bytes(), timeout=120)
-    assert rerun.returncode == 0, rerun.stderr
     assert pg_counts(pg_url, schema) == ref
 
 
