@@ -142,15 +142,23 @@ class Journal:
         finally:
             os.close(dir_fd)
 
-    # --- writing (each call is one fsync) ------------------------------------------------
+    # --- writing ------------------------------------------------------------------------
 
     def write(self, entries: list[dict[str, Any]]) -> None:
-        if not entries:
-            return
+        """Append and fsync: on disk when this returns."""
+        if entries:
+            self.append(entries)
+            self.sync()
+
+    def append(self, entries: list[dict[str, Any]]) -> None:
+        """Append without fsync: safe from a killed exec (the kernel has it), not yet from a
+        crash of the machine; `sync` (e.g. in a thread beside a request) finishes it."""
         for e in entries:
             self._apply(e)
         self._file.write(b"".join(orjson.dumps(e) + b"\n" for e in entries))
         self._file.flush()
+
+    def sync(self) -> None:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:

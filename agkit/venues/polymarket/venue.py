@@ -310,7 +310,12 @@ class PolymarketVenue(Venue):
 
     def _emit(self, ev: VenueEvent) -> None:
         if self.journal is not None:  # on disk before the record leaves: a restart never repeats it
-            self.journal.write(self._journal_entries(ev))
+            if isinstance(ev, Accepted):
+                # only a hint (the order itself is on disk since before the POST): written, and
+                # synced with the next entry rather than costing an fsync per acceptance
+                self.journal.append(self._journal_entries(ev))
+            else:
+                self.journal.write(self._journal_entries(ev))
         self.report(ev)
 
     def _journal_entries(self, ev: VenueEvent) -> list[dict[str, Any]]:
@@ -453,21 +458,30 @@ class PolymarketVenue(Venue):
             for e in batch:
                 e.sent = True
                 e.since = now
-            if self.journal is not None:  # known before it may exist at the venue
-                self.journal.write([order_entry(e.hash or "", e.req.id, _req_fields(e.req), now) for e in batch])
-            self._spawn(self._send(batch))
+            synced: asyncio.Future[None] | None = None
+            if self.journal is not None:
+                # written before the POST (a killed exec leaves it in the file); the fsync runs
+                # beside the POST, and the answer waits for it before any record leaves
+                self.journal.append([order_entry(e.hash or "", e.req.id, _req_fields(e.req), now) for e in batch])
+                synced = asyncio.get_running_loop().run_in_executor(None, self.journal.sync)
+            self._spawn(self._send(batch, synced))
 
-    async def _send(self, batch: list[_Entry]) -> None:
+    async def _post(self, batch: list[_Entry]) -> list[dict[str, Any]]:
+        client = self._require_client()
+        if len(batch) == 1:
+            e = batch[0]
+            assert e.signed is not None
+            return [await client.post_order(e.signed, e.req.tif, post_only=e.req.post_only)]
+        return await client.post_orders([(e.signed, e.req.tif, e.req.post_only) for e in batch if e.signed is not None])
+
+    async def _send(self, batch: list[_Entry], synced: asyncio.Future[None] | None) -> None:
         from agkit.venues.polymarket.client import ClobError, ClobUnavailable, ResponseLost
 
-        client = self._require_client()
         try:
-            if len(batch) == 1:
-                e = batch[0]
-                assert e.signed is not None
-                results = [await client.post_order(e.signed, e.req.tif, post_only=e.req.post_only)]
+            if synced is None:
+                results = await self._post(batch)
             else:
-                results = await client.post_orders([(e.signed, e.req.tif, e.req.post_only) for e in batch if e.signed is not None])
+                results, _ = await asyncio.gather(self._post(batch), synced)
         except ClobUnavailable as exc:
             self._enter_mode(exc)
             for e in batch:
