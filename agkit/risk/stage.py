@@ -91,7 +91,9 @@ class RiskCheck(Stage):
         self.inv_worst = 0.0
         self.net_pnl = 0.0
         self.peak_pnl = 0.0
-        self.day = -1
+        # the current UTC day [day_start_us, day_end_us): a range test per order is
+        # cheaper than dividing a 16-digit timestamp
+        self.day_start_us = self.day_end_us = 0
         self.day_start_pnl = 0.0
         self.loss_breach: str | None = None  # level: why non-reducing orders are refused
         # counters
@@ -471,7 +473,8 @@ class RiskCheck(Stage):
             self.peak_pnl = self.net_pnl
 
     def _roll_day(self, now: int) -> None:
-        self.day = now // DAY_US
+        self.day_start_us = now - now % DAY_US
+        self.day_end_us = self.day_start_us + DAY_US
         self.day_start_pnl = self.net_pnl
         if self.loss_policies:
             self.loss_breach = self._loss_reason()
@@ -499,7 +502,7 @@ class RiskCheck(Stage):
     def _check_loss(self) -> list[dict[str, Any]]:
         """Re-evaluate the loss stops after a fill, a mark or a resolution."""
         now = self._clock_now()
-        if self.day != now // DAY_US:
+        if not self.day_start_us <= now < self.day_end_us:
             self._roll_day(now)
         was = self.loss_breach
         self.loss_breach = reason = self._loss_reason()
@@ -634,7 +637,7 @@ class RiskCheck(Stage):
         when the closer look passes). This keeps the per-order cost to a few dict lookups
         per policy instead of a call each; values several tests share (the new
         |position|, the mid, the last book time) are computed once."""
-        ns: dict[str, Any] = {"_add": _add, "EPS": EPS, "DAY_US": DAY_US, "NUMBER": _NUMBER, "S": self,
+        ns: dict[str, Any] = {"_add": _add, "EPS": EPS, "NUMBER": _NUMBER, "S": self,
                               "MIDS": self.mid, "BT": self.book_ts, "OPEN": self.open, "BUY": self.open_buy,
                               "SELL": self.open_sell, "POS": self.pf.positions, "KILL": self.kill,
                               "PA": self.open_n_asset, "AM": self.asset_market,
@@ -882,7 +885,7 @@ def on_order(rec):
         S._learn(m, a)
     if not (0.0 < price < 1.0 and size > 0.0) or oid in OPEN or (KILL.engaged and not red):
         return S._refuse(rec, oid, now, red)
-    if now // DAY_US != S.day:
+    if not S.day_start_us <= now < S.day_end_us:
         S._roll_day(now)
     v = None
 {tests}
