@@ -80,11 +80,11 @@ def test_default_path_is_per_host_and_funder(tmp_path: Path, monkeypatch: Any) -
     assert b.parent == a.parent and b != a
 
 
-def restarts(body: Callable[[FakeClob, Callable[[], Harness], Path], Any]) -> None:
+def restarts(body: Callable[[FakeClob, Callable[[], Harness], Path], Any], auto_confirm: bool = True) -> None:
     """A fake CLOB that outlives several exec runs sharing one journal."""
 
     async def main(tmp: Path) -> None:
-        fake = FakeClob(auto_confirm=True)
+        fake = FakeClob(auto_confirm=auto_confirm)
         await fake.start()
         fake.add_market(COND, TOKEN)
         fake.add_account()
@@ -163,3 +163,25 @@ def test_an_order_that_never_reached_the_venue_is_dropped_quietly() -> None:
         assert reopened(path) == {}  # ended: compacted away
 
     restarts(body)
+
+
+def test_a_settlement_while_away_is_said_not_reemitted() -> None:
+    async def body(fake: FakeClob, harness: Callable[[], Harness], path: Path) -> None:
+        h1 = harness()
+        await run_until(h1, lambda: True)
+        h1.send(book())
+        cid = h1.submit("buy", 0.40, 10)
+        await h1.until(lambda: len(h1.of("order_accepted")) == 1)
+        (tid,) = fake.external_take(TOKEN, "SELL", "0.40", "10")
+        await h1.until(lambda: len(h1.of("order_filled", cid)) == 1)  # pending
+        await h1.stop()
+        fake.settle(tid, "CONFIRMED")  # while away
+        h2 = harness()
+        await run_until(h2, lambda: True)
+        await h2.stop()
+        assert h2.stage.oms.illegal == 0, h2.logs
+        assert h2.of("order_filled") == []  # the new exec does not know the fill: nothing to update
+        assert any(f"trade {tid}" in m and "now confirmed" in m for m in h2.logs)
+        assert reopened(path) == {}  # filled and settled: nothing more can come of it
+
+    restarts(body, auto_confirm=False)

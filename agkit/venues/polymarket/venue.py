@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 
 _TIFS: dict[str, Any] = {"GTC": "GTC", "GTD": "GTD", "FOK": "FOK", "FAK": "FAK"}
 GTD_MIN_SECONDS = 60  # the venue's "security threshold"
+_FINAL = {"CONFIRMED": "confirmed", "FAILED": "failed"}
 TRADES_SLACK_S = 120  # read trades from a little before our oldest order (clock skew)
 DRY_RUN_REASON = "dry run: order signed, not sent (run with --live to send)"
 
@@ -669,6 +670,20 @@ class PolymarketVenue(Venue):
             cid = self._by_hash.get(str(m.get("order_id")))
             if cid is not None:
                 self._fill(cid, trade_id, status, m.get("price"), m.get("matched_amount"), "maker", 0.0, ts)
+        if self.journal is not None and status in _FINAL:
+            for h in _order_ids(ev):
+                if h not in self._by_hash:  # an order that ended before the restart
+                    self._settle_prior(h, trade_id, _FINAL[status])
+
+    def _settle_prior(self, h: str, trade_id: str, settlement: str) -> None:
+        """A fill whose pending order_filled went out before the restart settled: this OMS
+        does not know that fill, so the settlement is journaled and said, not re-emitted."""
+        jo = self.journal.orders.get(h) if self.journal is not None else None
+        if jo is None or jo.fills.get(trade_id, (Decimal(0), ""))[1] != "pending":
+            return
+        self.log(f"agkit exec: trade {trade_id} of order {jo.client_id} (reported before the restart) is now {settlement}")
+        assert self.journal is not None
+        self.journal.write([fill_entry(h, trade_id, jo.fills[trade_id][0], settlement)])
 
     def _fill(self, cid: str, trade_id: str, status: str, price: Any, size: Any, liquidity: str, rate: float, ts: int) -> None:
         key = (cid, trade_id)
@@ -676,7 +691,7 @@ class PolymarketVenue(Venue):
             return
         e = self._orders[cid]
         reported = self._fills.get(key)
-        settlement = {"CONFIRMED": "confirmed", "FAILED": "failed"}.get(status, "pending")
+        settlement = _FINAL.get(status, "pending")
         if reported is None:
             if settlement == "failed":
                 self.log(f"agkit exec: trade {trade_id} of order {cid} failed before we saw it matched; nothing to reverse")
@@ -702,12 +717,7 @@ class PolymarketVenue(Venue):
         if reported == "pending" and settlement != "pending":
             self._fills[key] = settlement
             if key in self._prior:
-                # its pending order_filled went out before the restart: this OMS does not know
-                # the fill, so the settlement is journaled and said here, not re-emitted
-                self.log(f"agkit exec: trade {trade_id} of order {cid} (reported before the restart) is now {settlement}")
-                if self.journal is not None and e.hash in self.journal.orders:
-                    size = self.journal.orders[e.hash].fills.get(trade_id, (Decimal(0), ""))[0]
-                    self.journal.write([fill_entry(e.hash, trade_id, size, settlement)])
+                self._settle_prior(e.hash or "", trade_id, settlement)
                 return
             ev = Settled(cid, trade_id, settlement, ts)  # type: ignore[arg-type]
             if not e.acked:
