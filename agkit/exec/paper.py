@@ -205,8 +205,28 @@ class PaperVenue(Venue):
 
     def on_market(self, rec: dict[str, Any]) -> None:
         rtype = rec["type"]
-        if rtype == "book":
-            self._on_book(rec)
+        if rtype == "book":  # the hot path, inline: remember the book, release taken size
+            asset = rec["asset"]
+            bids, asks = rec["bids"], rec["asks"]
+            if type(bids) is not list or type(asks) is not list:
+                raise TypeError("bids and asks must be lists of [price, size]")
+            self.books[asset] = rec
+            used = self.taken_bids.get(asset)
+            if used is not None and not _forget_replenished(used, bids):
+                del self.taken_bids[asset]
+            used = self.taken_asks.get(asset)
+            if used is not None and not _forget_replenished(used, asks):
+                del self.taken_asks[asset]
+            tick = rec.get("tick_size")
+            if tick is not None and tick != self._tick_f.get(asset):
+                self._tick_f[asset] = tick
+                self.ticks[asset] = to_decimal(tick)
+            ms = rec.get("min_size")
+            if ms is not None:
+                self.min_sizes[asset] = ms
+            resting = self.resting.get(asset)
+            if resting:
+                self._book_vs_resting(resting, bids, asks)
         elif rtype == "trade":
             if rec["asset"] in self.resting:  # else no order of ours can fill
                 self._on_trade(rec)
@@ -309,28 +329,10 @@ class PaperVenue(Venue):
 
     # --- market data ----------------------------------------------------------------------------
 
-    def _on_book(self, rec: dict[str, Any]) -> None:
-        asset = rec["asset"]
-        bids, asks = rec["bids"], rec["asks"]
-        if type(bids) is not list or type(asks) is not list:
-            raise TypeError("bids and asks must be lists of [price, size]")
-        self.books[asset] = rec
-        used = self.taken_bids.get(asset)
-        if used is not None and not _forget_replenished(used, bids):
-            del self.taken_bids[asset]
-        used = self.taken_asks.get(asset)
-        if used is not None and not _forget_replenished(used, asks):
-            del self.taken_asks[asset]
-        tick = rec.get("tick_size")
-        if tick is not None and tick != self._tick_f.get(asset):
-            self._tick_f[asset] = tick
-            self.ticks[asset] = to_decimal(tick)
-        ms = rec.get("min_size")
-        if ms is not None:
-            self.min_sizes[asset] = ms
-        resting = self.resting.get(asset)
-        if not resting:
-            return
+    def _book_vs_resting(
+        self, resting: list[PaperOrder], bids: list[list[float]], asks: list[list[float]]
+    ) -> None:
+        """A new book where we have resting orders: the queue ahead, and fills through."""
         best_bid = bids[0][0] if bids else -1.0
         best_ask = asks[0][0] if asks else 2.0
         crossed = False
