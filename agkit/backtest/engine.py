@@ -180,55 +180,71 @@ class Accounting:
         self.wins = 0
         self.losses = 0
         self.market_records = 0
-        self.records_out = 0
+        # by record type; the rest (metrics, positions, acknowledgements) is not counted
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            **dict.fromkeys(MARKET_TYPES, self._time),
+            "book": self._book,
+            "market_resolved": self._resolved,
+            "order_filled": self._filled,
+            "submit_order": self._submitted,
+            "order_denied": self._denied,
+            "order_rejected": self._rejected,
+            "order_canceled": self._canceled,
+        }
         self.resolutions = 0
 
     def observe(self, rec: dict[str, Any]) -> None:
-        self.records_out += 1
-        t = rec["type"]
-        if t == "book":
-            bids, asks = rec["bids"], rec["asks"]
-            if bids and asks:
-                pos = self.pf.positions.get(rec["asset"])
-                if pos is not None:
-                    pos.mark = (bids[0][0] + asks[0][0]) / 2.0
-            self._time(rec)
-        elif t == "order_filled":
-            if rec.get("settlement") == "failed":
-                self.pf.reverse_fill(rec["asset"], rec["trade_id"])
-                return
+        handler = self._handlers.get(rec["type"])
+        if handler is not None:
+            handler(rec)
+
+    def _book(self, rec: dict[str, Any]) -> None:
+        bids, asks = rec["bids"], rec["asks"]
+        if bids and asks:
             pos = self.pf.positions.get(rec["asset"])
-            before = pos.realized_pnl if pos is not None else 0.0
-            pos = self.pf.apply_fill_record(rec)
-            gained = pos.realized_pnl - before
-            if gained > 1e-12:
+            if pos is not None:
+                pos.mark = (bids[0][0] + asks[0][0]) / 2.0
+        self._time(rec)
+
+    def _filled(self, rec: dict[str, Any]) -> None:
+        if rec.get("settlement") == "failed":
+            self.pf.reverse_fill(rec["asset"], rec["trade_id"])
+            return
+        pos = self.pf.positions.get(rec["asset"])
+        before = pos.realized_pnl if pos is not None else 0.0
+        pos = self.pf.apply_fill_record(rec)
+        gained = pos.realized_pnl - before
+        if gained > 1e-12:
+            self.wins += 1
+        elif gained < -1e-12:
+            self.losses += 1
+        self.fills += 1
+        size = rec["size"]
+        self.filled_size += size
+        self.volume += size * rec["price"]
+        self.orders_filled.add(rec["id"])
+        if rec.get("liquidity") == "maker":
+            self.maker_fills += 1
+
+    def _submitted(self, rec: dict[str, Any]) -> None:
+        self.submitted += 1
+        self.submitted_size += rec["size"]
+
+    def _resolved(self, rec: dict[str, Any]) -> None:
+        for pos in self.pf.resolve(rec["market"], rec["winning_asset"]):
+            self.resolutions += 1
+            if pos.realized_pnl > 0:
                 self.wins += 1
-            elif gained < -1e-12:
-                self.losses += 1
-            self.fills += 1
-            size = rec["size"]
-            self.filled_size += size
-            self.volume += size * rec["price"]
-            self.orders_filled.add(rec["id"])
-            if rec.get("liquidity") == "maker":
-                self.maker_fills += 1
-        elif t == "submit_order":
-            self.submitted += 1
-            self.submitted_size += rec["size"]
-        elif t == "market_resolved":
-            for pos in self.pf.resolve(rec["market"], rec["winning_asset"]):
-                self.resolutions += 1
-                if pos.realized_pnl > 0:
-                    self.wins += 1
-            self._time(rec)
-        elif t == "order_denied":
-            self.denied += 1
-        elif t == "order_rejected":
-            self.rejected += 1
-        elif t == "order_canceled":
-            self.canceled += 1
-        elif t in MARKET_TYPES:
-            self._time(rec)
+        self._time(rec)
+
+    def _denied(self, rec: dict[str, Any]) -> None:
+        self.denied += 1
+
+    def _rejected(self, rec: dict[str, Any]) -> None:
+        self.rejected += 1
+
+    def _canceled(self, rec: dict[str, Any]) -> None:
+        self.canceled += 1
 
     def _time(self, rec: dict[str, Any]) -> None:
         self.market_records += 1

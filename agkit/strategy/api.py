@@ -206,6 +206,10 @@ class StrategyContext(Context):
         self.markets: dict[str, MarketState] = {}  # by asset (token id)
         self.assets_of: dict[str, list[str]] = {}  # market (condition id) -> assets seen
         self.counters = Counters()
+        # bumped whenever the working orders (pending or open: which, and how much is
+        # filled) or the positions change, so a strategy can cache what it derives from
+        # them until it moves; an order's acknowledgement or a canceled order's end does not
+        self.version = 0
 
     def now(self) -> int:
         return self.clock.now_us()
@@ -413,6 +417,7 @@ class Strategy(Stage):
             rec["expire_at"] = expire_at
         self._out.append(rec)
         ctx.orders[oid] = OrderState(oid, m.market, asset, side, price, size, tif, now, tag=tag)
+        ctx.version += 1
         if now + self.ack_timeout_us < self._ack_due:
             self._ack_due = now + self.ack_timeout_us
         ctx.counters.submitted += 1
@@ -424,6 +429,7 @@ class Strategy(Stage):
         if o is None or o.status == "canceling":
             return False
         o.status = "canceling"
+        self.ctx.version += 1
         now = self.ctx.clock.now_us()
         rec: dict[str, Any] = {"type": "cancel_order", "ts_event": now, "ts_init": now, "id": order_id}
         if reason:
@@ -505,6 +511,7 @@ class Strategy(Stage):
             if o.status == "pending":
                 if o.ts_submit < limit:
                     del orders[o.id]
+                    self.ctx.version += 1
                 elif o.ts_submit < oldest:
                     oldest = o.ts_submit
         self._ack_due = oldest + self.ack_timeout_us if oldest < _NEVER else _NEVER
@@ -524,6 +531,7 @@ class Strategy(Stage):
         ctx = self.ctx
         market = rec["market"]
         ctx.portfolio.resolve(market, rec["winning_asset"])
+        ctx.version += 1
         for asset in ctx.assets_of.get(market, ()):
             ctx.markets[asset].resolved = True
         for oid in [o.id for o in ctx.orders.values() if o.market == market]:
@@ -539,6 +547,7 @@ class Strategy(Stage):
         o = ctx.orders.get(oid)
         if o is None and not self._mine(oid):
             return
+        ctx.version += 1
         if rec.get("settlement") == "failed":
             ctx.portfolio.reverse_fill(rec["asset"], rec["trade_id"])
             return
@@ -561,6 +570,7 @@ class Strategy(Stage):
             return
         t = rec["type"]
         if o is not None:
+            was_live = o.live
             if t == "order_accepted":
                 o.venue_order_id = rec.get("venue_order_id")
                 if o.status == "pending":
@@ -573,6 +583,8 @@ class Strategy(Stage):
                     del ctx.orders[oid]  # nothing left to cancel: the order is gone
                 elif o.status == "canceling" and "pending" not in reason:
                     o.status = "open"  # the cancel failed; the order still works
+            if was_live != (o.live and oid in ctx.orders):
+                ctx.version += 1
         if t == "order_rejected":
             ctx.counters.rejected += 1
         elif t == "order_denied":

@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from agkit.signals import microprice
 from agkit.strategy.api import EPS, OrderState, Strategy, snap
 from agkit.strategy.params import param
 
@@ -62,7 +63,7 @@ class MMParams:
 
 
 class _Book:
-    __slots__ = ("dm2", "dt", "key", "last_mid", "last_quote", "last_ts")
+    __slots__ = ("dm2", "dt", "key", "last_mid", "last_quote", "last_ts", "live", "live_version")
 
     def __init__(self) -> None:
         self.last_mid: float | None = None
@@ -71,6 +72,8 @@ class _Book:
         self.dt = 0.0  # EWMA of seconds between changes
         self.last_quote = -(1 << 62)
         self.key: tuple[Any, ...] | None = None  # inputs of the last requote
+        self.live: list[OrderState] = []  # the market's working orders as of ctx.version live_version
+        self.live_version = -1
 
 
 class MarketMaker(Strategy):
@@ -106,9 +109,15 @@ class MarketMaker(Strategy):
                 return
             self._primary[market] = asset
         m = ctx.markets.get(asset)
-        if m is None or m.best_bid is None or m.best_ask is None:
+        if m is None:
             return
-        mid = m.microprice if self.params.use_microprice else (m.best_bid + m.best_ask) / 2.0
+        bid, ask = m.best_bid, m.best_ask
+        if bid is None or ask is None:
+            return
+        if self.params.use_microprice:
+            mid = microprice(bid, m.best_bid_size, ask, m.best_ask_size)
+        else:
+            mid = (bid + ask) / 2.0
         st = self._state.get(market)
         if st is None:
             st = self._state[market] = _Book()
@@ -123,16 +132,17 @@ class MarketMaker(Strategy):
             st.last_mid, st.last_ts = mid, now
         elif st.last_mid is None:
             st.last_mid, st.last_ts = mid, now
-        live = [o for o in ctx.orders.values() if o.market == market and o.status != "canceling"]
+        version = ctx.version
+        if st.live_version != version:  # orders or positions moved since we last looked
+            st.live = [o for o in ctx.orders.values() if o.market == market and o.status != "canceling"]
+            st.live_version = version
+        live = st.live
         throttled = bool(live) and now - st.last_quote < self._throttle_us
         if throttled and len(live) >= 2:
             return  # both sides working and no requote allowed yet: nothing to compute
-        key = (
-            mid, m.best_bid, m.best_ask, ctx.exposure(asset), ctx.portfolio.size(asset),
-            len(live), ctx.counters.fills, m.tick, throttled,
-        )
+        key = (mid, m.best_bid, m.best_ask, m.tick, st.dm2, st.dt, version, throttled)
         if key == st.key:
-            return  # same inputs, same working orders: the same quotes again
+            return  # same book, volatility, orders and positions: the same quotes again
         if self._requote(market, asset, mid, st, live, throttled):
             st.last_quote = now
         st.key = key

@@ -103,6 +103,52 @@ def test_mm_fills_in_a_chain_with_the_paper_venue() -> None:
     assert all(f["liquidity"] == "maker" for f in fills)
 
 
+class _AlwaysRequote(MarketMaker):
+    """mm without its shortcut: the quotes are recomputed on every book."""
+
+    def on_book(self, book: dict[str, Any]) -> None:
+        for st in self._state.values():
+            st.key = None
+            st.live_version = -1
+        super().on_book(book)
+
+
+def test_mm_shortcut_sends_what_a_requote_on_every_book_sends() -> None:
+    """Skipping the requote when book, volatility, orders and positions are unchanged
+    (ctx.version) must not change a single order, through the paper venue with latency.
+    (The earlier shortcut, keyed on the mid but not the volatility, failed this.)"""
+    from agkit.feed.sim import SimConfig, Simulator
+
+    recs = list(Simulator(SimConfig(seed=11, markets=3, max_records=10000, metrics_every_s=0)).records())
+
+    def run(strategy: MarketMaker) -> list[dict[str, Any]]:
+        out = chain_run([strategy, ExecStage(PaperVenue(latency_us=50_000, seed=1))], recs, feedback_from=1)
+        return [r for r in out if r["type"] in ("submit_order", "cancel_order", "order_filled")]
+
+    fast = run(MarketMaker(quote_size=100))
+    slow = run(_AlwaysRequote(quote_size=100))
+    assert len([r for r in fast if r["type"] == "order_filled"]) > 5
+    assert fast == slow
+
+
+def test_ctx_version_moves_with_working_orders_and_positions() -> None:
+    s = started(MarketMaker(quote_size=10))
+    feed(s, pair(0.40, 0.46))
+    ctx = s.ctx  # type: ignore[attr-defined]
+    (oid, *_) = list(ctx.orders)
+    v = ctx.version
+    feed(s, [event("order_accepted", oid)])
+    assert ctx.version == v  # acknowledged: still working, nothing to requote for
+    feed(s, [fill(oid, YES, "buy", 0.40, 5.0)])
+    assert ctx.version > v
+    v = ctx.version
+    s.cancel(oid)  # type: ignore[attr-defined]
+    assert ctx.version > v
+    v = ctx.version
+    feed(s, [event("order_canceled", oid)])
+    assert ctx.version == v and oid not in ctx.orders  # it had stopped working at the cancel
+
+
 # -- bands --------------------------------------------------------------------------
 
 
