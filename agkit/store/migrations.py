@@ -6,9 +6,12 @@ applied migration is never edited. `agkit_schema` records what was applied and w
 
 from __future__ import annotations
 
-from agkit.store.schema import RECORD_TABLES, ROLLUP_TABLES, Table, ddl_type
+from agkit.store.base import DAY_US
+from agkit.store.schema import RECORD_TABLES, RETENTION_DAYS, ROLLUP_TABLES, Table, ddl_type
 
 Migration = tuple[int, str, list[str]]
+
+COMPRESS_AFTER_DAYS = 7  # chunks older than this are compressed (late data rarely reaches them)
 
 def _filled(backend: str) -> str:
     sub = (
@@ -92,8 +95,38 @@ def initial(backend: str, partitioned: bool = True, hypertables: bool = False) -
     return sql
 
 
+def timescale_policies(retention: dict[str, int | None] = RETENTION_DAYS) -> list[str]:
+    """Compression and retention policies of the record hypertables (TimescaleDB only).
+
+    `ts_event` is integer µs, so TimescaleDB needs a function giving "now" in those units
+    before a policy can run; compression segments by the key's leading column and orders
+    by the rest of the key (so the unique key stays enforceable on compressed chunks)."""
+    sql = [
+        "CREATE OR REPLACE FUNCTION agkit_now_us() RETURNS bigint LANGUAGE sql STABLE AS "
+        "$$ SELECT (extract(epoch FROM now()) * 1000000)::bigint $$"
+    ]
+    for table in RECORD_TABLES:
+        name = table.name
+        segment = [c for c in table.key[:1] if c != "ts_event"]
+        order = ["ts_event", *(c for c in table.key if c != "ts_event" and c not in segment)]
+        opts = f"timescaledb.compress, timescaledb.compress_orderby = '{', '.join(order)}'"
+        if segment:
+            opts += f", timescaledb.compress_segmentby = '{segment[0]}'"
+        sql.append(f"SELECT set_integer_now_func('{name}', 'agkit_now_us')")
+        sql.append(f"ALTER TABLE {name} SET ({opts})")
+        sql.append(f"SELECT add_compression_policy('{name}', compress_after => {COMPRESS_AFTER_DAYS * DAY_US}::bigint)")
+        days = retention.get(name)
+        if days is not None:
+            sql.append(f"SELECT add_retention_policy('{name}', drop_after => {days * DAY_US}::bigint)")
+    return sql
+
+
 def migrations(backend: str, hypertables: bool = False) -> list[Migration]:
-    return [(1, "initial schema", initial(backend, hypertables=hypertables))]
+    """Every migration for a backend; `hypertables` selects the TimescaleDB variant."""
+    return [
+        (1, "initial schema", initial(backend, hypertables=hypertables)),
+        (2, "timescaledb compression and retention policies", timescale_policies() if hypertables else []),
+    ]
 
 
 META_DDL = [

@@ -4,7 +4,8 @@ Ingest: each batch is COPYed into session-local staging tables, then moved with
 `INSERT ... SELECT ... ON CONFLICT DO NOTHING` in the same transaction (idempotent).
 Record tables are range-partitioned by `ts_event` (one partition per UTC day, created
 on demand under an advisory lock) with BRIN indexes on time and sequence; when the
-`timescaledb` extension is installed in the database they are hypertables instead.
+`timescaledb` extension is available on the server when the store is created, they are
+hypertables instead, with compression and retention policies.
 Migrations run under a transaction-level advisory lock, so two processes starting at
 once apply them exactly once. Everything is scoped to the connection's current schema
 (`?options=-csearch_path%3Dmyschema` selects one).
@@ -98,10 +99,20 @@ class PostgresStore(Store):
         (v,) = self.conn.execute("SELECT coalesce(max(version), 0) FROM agkit_schema").fetchone() or (0,)
         return int(v)
 
-    def timescale(self) -> bool:
+    def hypertables(self) -> bool:
+        """Whether the record tables are (in a new store: will be) TimescaleDB hypertables.
+
+        A new store uses TimescaleDB when the server has the extension available
+        (pg_available_extensions); an existing one keeps what it was created as."""
         if self._hyper is None:
-            got = self.conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-            self._hyper = got is not None
+            if self.version() == 0:
+                got = self.conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+                self._hyper = got is not None
+            else:
+                (partitioned,) = self.conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'trades'::regclass)"
+                ).fetchone() or (True,)
+                self._hyper = not partitioned
         return self._hyper
 
     def migrate(self) -> list[int]:
@@ -116,7 +127,11 @@ class PostgresStore(Store):
             for stmt in META_DDL:
                 self.conn.execute(stmt.replace("INTEGER PRIMARY KEY", "integer PRIMARY KEY"))
             current = self.version()
-            for version, name, statements in migrations("postgresql", hypertables=self.timescale()):
+            self._hyper = None  # decided under the lock, from what is there now
+            hyper = self.hypertables()
+            if hyper:
+                self.conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            for version, name, statements in migrations("postgresql", hypertables=hyper):
                 if version <= current:
                     continue
                 for stmt in statements:
@@ -142,7 +157,7 @@ class PostgresStore(Store):
         self._staging = True
 
     def _ensure_partitions(self, batch: Batch) -> None:
-        if self.timescale():
+        if self.hypertables():
             return
         missing: set[tuple[str, int]] = set()
         for table, rows in batch.rows.items():
@@ -301,7 +316,7 @@ class PostgresStore(Store):
         spec = TABLES[table]
         ts = "ts_event" if spec.raw else ("day" if table == "pnl_daily" else "bucket")
         total = 0
-        if spec.raw and not self.timescale():
+        if spec.raw and not self.hypertables():
             for name, _lo, hi in sorted(self.partitions(table), key=lambda p: p[1]):
                 if hi > cutoff:
                     continue

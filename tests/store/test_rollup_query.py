@@ -12,6 +12,8 @@ import pytest
 
 from agkit.records import now_us
 from agkit.store import open_store
+from agkit.store.migrations import migrations
+from agkit.store.schema import RECORD_TABLES
 from tests.helpers import ndjson, parse_ndjson, popen_agkit, run_agkit
 from tests.store.data import DAY, HOUR, MIN, T0, mixed
 
@@ -288,3 +290,22 @@ def test_rollup_failure_exits_non_zero_with_a_message(tmp_path: Any) -> None:
     proc = run_agkit("store", "rollup", "--db", str(path))
     assert proc.returncode == 1
     assert b"rollup failed" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@pytest.mark.postgres
+def test_plain_postgres_without_timescaledb_gets_partitions_and_brin(pg_pair: tuple[str, str]) -> None:
+    """This server has no timescaledb in pg_available_extensions: the store says so and is
+    built from partitioned tables with BRIN indexes (the path TimescaleDB would replace)."""
+    db, _ = pg_pair
+    with open_store(db) as store:
+        (available,) = store.rows("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")[0]
+        assert available == 0
+        assert store.hypertables() is False  # type: ignore[attr-defined]
+        partitioned = {r[0] for r in store.rows(
+            "SELECT c.relname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace")}
+        assert partitioned == {t.name for t in RECORD_TABLES}
+        brin = store.rows("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+                          "AND indexdef LIKE '%USING brin%'")[0][0]
+        assert brin == 2 * len(RECORD_TABLES)
+        assert store.version() == migrations("postgresql")[-1][0]

@@ -80,3 +80,43 @@ def test_same_snapshot_with_a_new_ts_init_has_the_same_key() -> None:
     assert first[5] == again[5] != other[5]
     generic = {"type": "kill_switch", "ts_event": 5, "ts_init": 6, "engaged": True, "reason": "x"}
     assert to_row(generic)[1][3] == to_row(dict(generic, ts_init=7))[1][3]
+
+
+def test_timescale_path_creates_hypertables_with_compression_and_retention_policies() -> None:
+    """The TimescaleDB statements (not runnable here: no timescaledb package on this machine)."""
+    from agkit.store.base import DAY_US
+    from agkit.store.migrations import COMPRESS_AFTER_DAYS, migrations
+    from agkit.store.schema import RECORD_TABLES
+
+    hyper = [stmt for _, _, stmts in migrations("postgresql", hypertables=True) for stmt in stmts]
+    plain = [stmt for _, _, stmts in migrations("postgresql") for stmt in stmts]
+    text = "\n".join(hyper)
+    assert "PARTITION BY" not in text and "USING brin" not in text
+    assert any(s.startswith("CREATE OR REPLACE FUNCTION agkit_now_us() RETURNS bigint") for s in hyper)
+    for table in RECORD_TABLES:
+        name = table.name
+        mine = [s for s in hyper if f"'{name}'" in s or f"TABLE {name} " in s]
+        create = next(i for i, s in enumerate(mine) if s.startswith("CREATE TABLE"))
+        hypertable = mine.index(
+            f"SELECT create_hypertable('{name}', 'ts_event', chunk_time_interval => {DAY_US}::bigint)"
+        )
+        now_func = mine.index(f"SELECT set_integer_now_func('{name}', 'agkit_now_us')")
+        compress = next(i for i, s in enumerate(mine) if s.startswith(f"ALTER TABLE {name} SET (timescaledb.compress,"))
+        # every key column is a segment or order column, so the key stays enforceable
+        settings = mine[compress]
+        assert all(col in settings for col in table.key), settings
+        policy = mine.index(
+            f"SELECT add_compression_policy('{name}', compress_after => {COMPRESS_AFTER_DAYS * DAY_US}::bigint)"
+        )
+        assert create < hypertable < now_func < compress < policy
+        retention = [s for s in mine if s.startswith("SELECT add_retention_policy")]
+        days = RETENTION_DAYS[name]
+        assert retention == ([] if days is None else [
+            f"SELECT add_retention_policy('{name}', drop_after => {days * DAY_US}::bigint)"
+        ])
+    # plain PostgreSQL: partitioned tables with BRIN indexes, and no TimescaleDB call at all
+    plain_text = "\n".join(plain)
+    assert "timescaledb" not in plain_text and "hypertable" not in plain_text and "_policy" not in plain_text
+    for table in RECORD_TABLES:
+        assert f"PRIMARY KEY ({', '.join(table.key)})) PARTITION BY RANGE (ts_event)" in plain_text
+        assert f"CREATE INDEX {table.name}_ts ON {table.name} USING brin (ts_event)" in plain
