@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,54 +86,56 @@ def bench_normaliser() -> None:
 # -- 2. WebSocket → feed ---------------------------------------------------------------------
 
 
-class Server:
-    """Sends snapshots, then `frames` price_change frames at `rate` per second (0 = flat out)."""
+SERVER_LIMIT_S = 120  # a server left behind by a failed run exits by itself
 
-    def __init__(self, frames: int, rate: float) -> None:
-        self.frames, self.rate = frames, rate
-        self.sent: dict[str, float] = {}
-        self.port = 0
-        self.ready = threading.Event()
-        self.stop: asyncio.Event | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        threading.Thread(target=lambda: asyncio.run(self.main()), daemon=True).start()
-        self.ready.wait(10)
 
-    async def main(self) -> None:
-        from websockets.asyncio.server import serve
+async def serve(frames: int, rate: float) -> None:
+    """The venue, run in its own process (`bench_feed.py serve FRAMES RATE`) so that it
+    shares no interpreter (GIL) with the reader: prints its port, sends the snapshots,
+    then `frames` price_change frames at `rate` per second (0 = flat out), then prints
+    {"sent": [monotonic send time per frame], "late_ms": [how late each left]}.
 
-        self.loop = asyncio.get_running_loop()
-        self.stop = asyncio.Event()
-        async with serve(self.handle, "127.0.0.1", 0, ping_interval=None) as server:
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            self.ready.set()
-            await self.stop.wait()
+    Pacing sleeps on the event loop (1 ms timer resolution), so at 10k/s the frames
+    leave in bursts of about ten, as a venue's do; a spinning server would take a whole
+    core of the two the client runs on."""
+    from websockets.asyncio.server import serve as ws_serve
 
-    async def handle(self, ws: Any) -> None:
+    payloads = [orjson.dumps(price_change(i, 2)).decode() for i in range(frames)]
+    sent = [0.0] * frames
+    late = [0.0] * frames
+    done = asyncio.Event()
+
+    async def handle(ws: Any) -> None:
         await ws.recv()
         await ws.send(orjson.dumps([snapshot(YES), snapshot(NO)]).decode())
         await asyncio.sleep(0.5)
-        payloads = [orjson.dumps(price_change(i, 2)).decode() for i in range(self.frames)]
-        t0 = time.perf_counter()
+        t0 = time.monotonic()
         for i, text in enumerate(payloads):
-            if self.rate:
-                due = t0 + i / self.rate
-                while time.perf_counter() < due:
-                    await asyncio.sleep(0)
-            self.sent[f"h{i}"] = time.perf_counter()
+            if rate:
+                due = t0 + i / rate
+                ahead = due - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                sent[i] = time.monotonic()
+                late[i] = (sent[i] - due) * 1000
+            else:
+                sent[i] = time.monotonic()
             await ws.send(text)
-        await asyncio.sleep(30)
+        done.set()
+        await asyncio.sleep(SERVER_LIMIT_S)
 
-    def close(self) -> None:
-        if self.loop and self.stop:
-            self.loop.call_soon_threadsafe(self.stop.set)
+    async with ws_serve(handle, "127.0.0.1", 0, ping_interval=None) as server:
+        print(next(iter(server.sockets)).getsockname()[1], flush=True)
+        await asyncio.wait_for(done.wait(), SERVER_LIMIT_S)
+        sys.stdout.buffer.write(orjson.dumps({"sent": sent, "late_ms": late}) + b"\n")
+        sys.stdout.flush()
 
 
 RELAY = """
 import asyncio, sys
 from websockets.asyncio.client import connect
 async def main():
-    async with connect(sys.argv[1], ping_interval=None, max_size=1 << 24) as ws:
+    async with connect(sys.argv[1], ping_interval=None, max_size=1 << 24, compression=None) as ws:
         await ws.send('{"assets_ids":["x"],"type":"market"}')
         out = sys.stdout.buffer
         async for msg in ws:
@@ -143,56 +144,66 @@ asyncio.run(main())
 """
 
 
-def through(argv: list[str], frames: int, rate: float) -> tuple[float, list[float]]:
-    """(msgs/s, latencies in ms) of frames through a subprocess that prints one line per frame."""
-    server = Server(frames, rate)
-    url = f"ws://127.0.0.1:{server.port}/ws/market"
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def through(argv: list[str], frames: int, rate: float) -> tuple[float, list[float], list[float], float]:
+    """(msgs/s, latencies in ms, server lateness in ms, client CPU µs per frame) of frames
+    through a subprocess that prints one line per frame. Latency: frame sent (server
+    process) -> line read (here), both on the system's monotonic clock."""
+    server = subprocess.Popen([sys.executable, __file__, "serve", str(frames), str(rate)],
+                              stdout=subprocess.PIPE, env=ENV)
+    assert server.stdout is not None
+    url = f"ws://127.0.0.1:{int(server.stdout.readline())}/ws/market"
     proc = subprocess.Popen([a.replace("{url}", url) for a in argv], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=ENV)
     assert proc.stdout is not None
-    got: dict[str, float] = {}
+    got: dict[int, float] = {}
     first = last = 0.0
-    want = f"h{frames - 1}".encode()
     for line in proc.stdout:
-        now = time.perf_counter()
+        now = time.monotonic()
         i = line.find(b'"hash":"h')
         if i < 0:
             continue
-        h = line[i + 8 : line.index(b'"', i + 8)].decode()
-        if h not in got:
-            got[h] = now
-        if h == "h0":
+        n = int(line[i + 9 : line.index(b'"', i + 9)])
+        got.setdefault(n, now)
+        if n == 0:
             first = now
-        if h.encode() == want:
+        if n == frames - 1:
             last = now
             break
+    cpu = cpu_seconds(proc.pid)
     proc.kill()
     proc.wait()
-    server.close()
-    lat = [(got[h] - server.sent[h]) * 1000 for h in got if h in server.sent]
-    return (frames - 1) / max(last - first, 1e-9), lat
+    result = orjson.loads(server.stdout.readline())
+    server.kill()
+    server.wait()
+    sent = result["sent"]
+    lat = [(t - sent[n]) * 1000 for n, t in got.items()]
+    return (frames - 1) / max(last - first, 1e-9), lat, result["late_ms"], cpu * 1e6 / frames
 
 
 def bench_websocket() -> None:
     feed = [*AGKIT, "feed", "polymarket", "--url", "{url}", "--gamma-url", "", "--asset", YES, "--asset", NO,
             "--metrics-every", "0", "--no-conflate"]
     relay = [sys.executable, "-c", RELAY, "{url}"]
-    rate_feed, _ = through(feed, 40_000, 0)
-    rate_relay, _ = through(relay, 40_000, 0)
+    rate_feed, _, _, cpu_feed = through(feed, 40_000, 0)
+    rate_relay, _, _, cpu_relay = through(relay, 40_000, 0)
     report("feed polymarket: WebSocket frames -> records, flat out", rate_feed, "msgs/s",
-           "websockets client relaying raw frames", rate_relay)
-    _, lat_feed = through(feed, 20_000, 10_000)
-    _, lat_relay = through(relay, 20_000, 10_000)
-    p99, p50 = percentiles(lat_feed, 99, 50)
-    b99, _ = percentiles(lat_relay, 99, 50)
-    report("feed polymarket: p99 frame-sent -> record-read latency at 10k msgs/s", p99, "ms",
-           "websockets client relaying raw frames, p99", b99, higher_is_better=False, p50_ms=p50)
-    _, lat_feed = through(feed, 6_000, 2_000)
-    _, lat_relay = through(relay, 6_000, 2_000)
-    p99, p50 = percentiles(lat_feed, 99, 50)
-    b99, _ = percentiles(lat_relay, 99, 50)
-    report("feed polymarket: p99 frame-sent -> record-read latency at 2k msgs/s", p99, "ms",
-           "websockets client relaying raw frames, p99", b99, higher_is_better=False, p50_ms=p50)
+           "websockets client relaying raw frames", rate_relay,
+           client_cpu_us_per_frame=cpu_feed, baseline_cpu_us_per_frame=cpu_relay)
+    for frames, rate in ((20_000, 10_000), (6_000, 2_000)):
+        _, lat_feed, late, _ = through(feed, frames, rate)
+        _, lat_relay, _, _ = through(relay, frames, rate)
+        p99, p50 = percentiles(lat_feed, 99, 50)
+        b99, _ = percentiles(lat_relay, 99, 50)
+        (late99,) = percentiles(late, 99)
+        report(f"feed polymarket: p99 frame-sent -> record-read latency at {rate / 1000:g}k msgs/s", p99, "ms",
+               "websockets client relaying raw frames, p99", b99, higher_is_better=False, p50_ms=p50,
+               server_late_p99_ms=late99)
 
 
 # -- 3. sim and replay ------------------------------------------------------------------------
@@ -226,6 +237,9 @@ def bench_sim_replay() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        asyncio.run(serve(int(sys.argv[2]), float(sys.argv[3])))
+        sys.exit(0)
     bench_normaliser()
     bench_sim_replay()
     bench_websocket()
