@@ -96,7 +96,8 @@ risk_app = typer.Typer(
     name="risk",
     help="Risk analytics over NDJSON: var, stress, greeks, portfolio, perf.\n\n"
     "Each reads records from files or stdin (return, equity, position, order_filled, book, "
-    "market_resolved, option; see docs/risk.md) and writes NDJSON result records on stdout, "
+    "market_resolved, option; see docs/risk.md), or from the store with --db / --from-store, "
+    "and writes NDJSON result records on stdout, "
     "or a table when stdout is a terminal.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -114,10 +115,54 @@ ConfidenceOpt = Annotated[
 ]
 
 
-def _read(files: list[str] | None, on_error: OnError) -> object:
-    from agkit.risk.inputs import read
+class StoreKind(StrEnum):
+    FILLS = "fills"
+    POSITIONS = "positions"
+    EQUITY = "equity"
+    PNL = "pnl"
+    OPTIONS = "options"
 
-    return read(files or ["-"], on_error)
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        help="Read the inputs from this store (sqlite:///PATH, a file path, or postgresql://...) "
+        "instead of stdin; what is read: --from-store.",
+    ),
+]
+FromStoreOpt = Annotated[
+    list[StoreKind] | None,
+    typer.Option(
+        "--from-store",
+        case_sensitive=False,
+        help="Read from the store (repeatable): fills (positions rebuilt from order_filled, marked by "
+        "book, settled by market_resolved), positions (the latest position records), equity (equity "
+        "and return records), pnl (one equity curve per strategy from the daily PnL rollup and "
+        "--capital), options (option records). Without --db: the store commands' default store.",
+    ),
+]
+CapitalOpt = Annotated[
+    float | None, typer.Option(help="With --from-store pnl: the capital (USD) the daily PnL is a return on.")
+]
+
+
+def _read(
+    files: list[str] | None,
+    on_error: OnError,
+    db: str | None = None,
+    from_store: list[StoreKind] | None = None,
+    capital: float | None = None,
+    default_kinds: tuple[StoreKind, ...] = (),
+) -> object:
+    """Inputs from FILES (stdin when none), or from the store (plus any FILES) with --db or --from-store."""
+    from agkit.risk.inputs import read, read_store
+
+    if db is None and not from_store:
+        return read(files or ["-"], on_error)
+    kinds = [k.value for k in (from_store or default_kinds)]
+    return read_store(db, kinds, files or [], on_error, capital)
 
 
 def _out(records: list[dict[str, object]], columns: list[str]) -> None:
@@ -199,6 +244,9 @@ def var(
         bool, typer.Option("--backtest", help="Backtest the rolling VaR (needs --window): exceptions and the Kupiec test.")
     ] = False,
     significance: Annotated[float, typer.Option(help="Significance level of the Kupiec test.")] = 0.05,
+    db: DbOpt = None,
+    from_store: FromStoreOpt = None,
+    capital: CapitalOpt = None,
     on_error: OnErrorOpt = OnError.SKIP,
 ) -> int:
     """Value at Risk and CVaR (expected shortfall) of a return series.
@@ -210,7 +258,9 @@ def var(
     volatility of the same data, h-period log return N(m*h, s^2*h), seeded; VaR and CVaR
     from the simulated returns. VaR and CVaR are positive losses.
 
-    Input: `return` {value, series} or `equity` {value, series} records. Output:
+    Input: `return` {value, series} or `equity` {value, series} records; from the store
+    (--db, --from-store; default equity) also daily returns from the PnL rollup
+    (--from-store pnl --capital USD). Output:
     risk_var {method, confidence, horizon, value, var, cvar, n}; with --window,
     risk_var_rolling {ts_event, confidence, var}; with --backtest, risk_var_backtest {n,
     exceptions, rate, expected_rate, lr, p_value, reject} (Kupiec POF, chi-square(1)).
@@ -220,7 +270,7 @@ def var(
     from agkit.errors import UsageError
     from agkit.risk import var as v
 
-    inp = _read(files, on_error)
+    inp = _read(files, on_error, db, from_store, capital, (StoreKind.EQUITY,))
     ts, rets = inp.series(series)  # type: ignore[attr-defined]
     confs = confidence or [0.95, 0.99]
     if value is None:
@@ -259,12 +309,15 @@ def stress(
     ] = None,
     named: Annotated[bool, typer.Option(help="Run the five named historical scenarios.")] = True,
     pm: Annotated[bool, typer.Option(help="Run the prediction-market scenarios (resolutions, gaps to 0 and 1, events).")] = True,
+    db: DbOpt = None,
+    from_store: FromStoreOpt = None,
     on_error: OnErrorOpt = OnError.SKIP,
 ) -> int:
     """Stress test positions under named, custom and prediction-market scenarios.
 
     Positions come from `position` records (size, avg_price, mark or price, outcome) or
-    are rebuilt from `order_filled` records, marked by `book` mids. A scenario's impact
+    are rebuilt from `order_filled` records, marked by `book` mids; from the store with
+    --db / --from-store (default fills). A scenario's impact
     is the sum over positions of size * (new price - price); prices stay in [0, 1].
     Named scenarios (2008 Financial Crisis, 2020 COVID Crash, 2022 Inflation Shock, Flash
     Crash, Mild Correction) shock factors; --map ties assets to factors with a beta (new
@@ -283,7 +336,7 @@ def stress(
     from agkit.errors import UsageError
     from agkit.risk import stress as st
 
-    inp = _read(files, on_error)
+    inp = _read(files, on_error, db, from_store, None, (StoreKind.FILLS,))
     positions = [
         st.StressPosition(p["market"], p["asset"], float(p["size"]), float(p["price"]), p.get("outcome"))
         for p in inp.position_list()  # type: ignore[attr-defined]
@@ -327,6 +380,8 @@ def greeks(
     kind: Annotated[Kind, typer.Option(case_sensitive=False, help="binary (cash-or-nothing, outcome shares) or vanilla (Black-Scholes).")] = Kind.BINARY,
     right: Annotated[Right, typer.Option(case_sensitive=False, help="call (YES: pays if S > K) or put (NO).")] = Right.CALL,
     quantity: Annotated[float, typer.Option(help="Position size (shares or contracts).")] = 1.0,
+    db: DbOpt = None,
+    from_store: FromStoreOpt = None,
     on_error: OnErrorOpt = OnError.SKIP,
 ) -> int:
     """Option price and Greeks: binary (outcome shares) and vanilla Black-Scholes.
@@ -340,7 +395,8 @@ def greeks(
     price.
 
     Without --spot, reads `option` records {spot, strike, expiry_years, vol or price, rate,
-    right, kind, quantity, underlying} and prints each plus risk_greeks_total.
+    right, kind, quantity, underlying} (from the store with --db: default options) and
+    prints each plus risk_greeks_total.
 
     Example: agkit risk greeks --spot 97000 --strike 100000 --expiry-days 30 --price 0.35
     """
@@ -360,7 +416,7 @@ def greeks(
         ]
         last = 0
     else:
-        inp = _read(files, on_error)
+        inp = _read(files, on_error, db, from_store, None, (StoreKind.OPTIONS,))
         positions = inp.options  # type: ignore[attr-defined]
         last = inp.last_ts  # type: ignore[attr-defined]
         if not positions:
@@ -381,6 +437,8 @@ def portfolio(
     confidence: Annotated[float, typer.Option("--confidence", "-c", help="Confidence of the component VaR.")] = 0.95,
     horizon: Annotated[float, typer.Option(help="Horizon in periods (sqrt scaling).")] = 1.0,
     ridge: Annotated[float, typer.Option(help="Added to the covariance diagonal (regularisation).")] = 0.0,
+    db: DbOpt = None,
+    from_store: FromStoreOpt = None,
     on_error: OnErrorOpt = OnError.SKIP,
 ) -> int:
     """Covariance, correlation, risk contributions, component VaR, diversification, HHI, YES/NO netting.
@@ -388,7 +446,8 @@ def portfolio(
     Input: `return` records with an `asset` (or `series`) per asset, aligned on ts_event
     (only timestamps present for every asset are used), and positions (`position` or
     `order_filled`) whose USD values (size * mark) are the exposures w; without positions,
-    every asset gets 1 USD. sigma_p = sqrt(w' S w) with S the sample covariance (n-1) +
+    every asset gets 1 USD. From the store (--db, --from-store): default equity (the
+    return records) and fills. sigma_p = sqrt(w' S w) with S the sample covariance (n-1) +
     ridge*I; marginal_i = (S w)_i / sigma_p; component_i = w_i * marginal_i (they sum to
     sigma_p); component VaR_i = z(c) * sqrt(h) * component_i; diversification ratio =
     sum |w_i| sigma_i / sigma_p; HHI = sum (|w_i| / sum |w|)^2. YES/NO netting: per market
@@ -403,7 +462,7 @@ def portfolio(
     from agkit.errors import UsageError
     from agkit.risk import portfolio_risk as pr
 
-    inp = _read(files, on_error)
+    inp = _read(files, on_error, db, from_store, None, (StoreKind.EQUITY, StoreKind.FILLS))
     series = {name: dict(pts) for name, pts in inp.returns.items()}  # type: ignore[attr-defined]
     if not series:
         raise UsageError("no `return` records with an asset or series")
@@ -461,12 +520,16 @@ def perf(
     periods_per_year: Annotated[float, typer.Option(help="Periods per year of the input (252 trading days, 365 calendar days, 8760 hours).")] = 252.0,
     risk_free: Annotated[float, typer.Option(help="Annual risk-free rate (rf/P per period).")] = 0.0,
     mar: Annotated[float, typer.Option(help="Annual minimum acceptable return for Sortino (mar/P per period).")] = 0.0,
+    db: DbOpt = None,
+    from_store: FromStoreOpt = None,
+    capital: CapitalOpt = None,
     on_error: OnErrorOpt = OnError.SKIP,
 ) -> int:
     """Performance statistics of a return or equity series.
 
     r: per-period simple returns (from `return` records, or derived from `equity`
-    records); P: --periods-per-year; rf: --risk-free (annual). total_return = prod(1+r) - 1;
+    records; from the store with --db / --from-store: default equity, or pnl with
+    --capital: daily returns on capital plus the PnL so far); P: --periods-per-year; rf: --risk-free (annual). total_return = prod(1+r) - 1;
     cagr = (1 + total_return)^(P/n) - 1; volatility = std(r)*sqrt(P); sharpe = mean(r -
     rf/P)/std(r - rf/P)*sqrt(P) (std with n-1); sortino = mean(r - mar/P)/DD*sqrt(P), DD =
     sqrt(mean(min(r - mar/P, 0)^2)) over all n periods; max_drawdown = max(1 - W/peak(W)),
@@ -483,7 +546,7 @@ def perf(
     from agkit.errors import UsageError
     from agkit.risk import perf as pf
 
-    inp = _read(files, on_error)
+    inp = _read(files, on_error, db, from_store, capital, (StoreKind.EQUITY,))
     if benchmark is not None and series is None:
         others = [n for n in inp.series_names() if n != benchmark]  # type: ignore[attr-defined]
         if len(others) != 1:

@@ -7,6 +7,7 @@
 - `book`: marks (mid) for the positions; `market_resolved`: positions settled
 - `option`   {spot, strike, expiry_years, vol|price, rate?, right?, kind?, quantity?}
 Records of other types are ignored. Records are ordered by ts_event within a series.
+The same records can come from the store (read_store: `agkit risk ... --db URL`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from agkit.errors import BadInputError, UsageError
 from agkit.portfolio import Portfolio
 from agkit.stream import OnError, iter_records, open_input
+
+DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -70,48 +75,125 @@ def _num(rec: dict[str, Any], *keys: str) -> float | None:
     return None
 
 
+class _Collector:
+    """Accumulates records (from files or the store) into Inputs."""
+
+    def __init__(self, on_error: OnError) -> None:
+        self.on_error = on_error
+        self.inp = Inputs()
+        self.pf = Portfolio()
+        self.marks: dict[str, float] = {}
+        self.explicit: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, str] = {}
+        self.bad = 0
+
+    def skip(self, message: str) -> None:
+        self.bad += 1
+        if self.bad <= 20:
+            sys.stderr.write(f"agkit risk: {message} (skipped)\n")
+
+    def take(self, rec: dict[str, Any], where: str) -> None:
+        try:
+            _take(rec, self.inp, self.pf, self.marks, self.explicit, self.outcomes)
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"{where}: invalid {rec.get('type')} record: {exc}"
+            if self.on_error is OnError.FAIL:
+                raise BadInputError(msg) from None
+            self.skip(msg)
+
+    def finish(self) -> Inputs:
+        inp = self.inp
+        for asset, pos in self.pf.positions.items():
+            if asset in self.explicit or pos.size == 0:
+                continue
+            price = self.marks.get(asset, pos.mark if pos.mark is not None else pos.avg_price)
+            inp.positions[asset] = {
+                "market": pos.market,
+                "asset": asset,
+                "size": pos.size,
+                "avg_price": pos.avg_price,
+                "price": price,
+                "outcome": self.outcomes.get(asset),
+            }
+        for asset, p in self.explicit.items():
+            if p.get("price") is None:
+                p["price"] = self.marks.get(asset, p["avg_price"])
+            inp.positions[asset] = p
+        return inp
+
+
 def read(paths: Iterable[str], on_error: OnError = OnError.SKIP) -> Inputs:
     """Read every file (`-` = stdin) into Inputs."""
-    inp = Inputs()
-    pf = Portfolio()
-    marks: dict[str, float] = {}
-    explicit: dict[str, dict[str, Any]] = {}
-    outcomes: dict[str, str] = {}
-    bad = 0
+    col = _Collector(on_error)
+    _read_files(col, paths)
+    return col.finish()
+
+
+def _read_files(col: _Collector, paths: Iterable[str]) -> None:
     for path in paths:
         with open_input(path) as stream:
-            for lineno, rec, _raw, reason in iter_records(stream, on_error, path):
+            for lineno, rec, _raw, reason in iter_records(stream, col.on_error, path):
                 if rec is None:
-                    bad += 1
-                    if bad <= 20:
-                        sys.stderr.write(f"agkit risk: {path} line {lineno}: {reason} (skipped)\n")
-                    continue
-                try:
-                    _take(rec, inp, pf, marks, explicit, outcomes)
-                except (KeyError, TypeError, ValueError) as exc:
-                    msg = f"{path} line {lineno}: invalid {rec.get('type')} record: {exc}"
-                    if on_error is OnError.FAIL:
-                        raise BadInputError(msg) from None
-                    bad += 1
-                    if bad <= 20:
-                        sys.stderr.write(f"agkit risk: {msg} (skipped)\n")
-    for asset, pos in pf.positions.items():
-        if asset in explicit or pos.size == 0:
-            continue
-        price = marks.get(asset, pos.mark if pos.mark is not None else pos.avg_price)
-        inp.positions[asset] = {
-            "market": pos.market,
-            "asset": asset,
-            "size": pos.size,
-            "avg_price": pos.avg_price,
-            "price": price,
-            "outcome": outcomes.get(asset),
-        }
-    for asset, p in explicit.items():
-        if p.get("price") is None:
-            p["price"] = marks.get(asset, p["avg_price"])
-        inp.positions[asset] = p
-    return inp
+                    col.skip(f"{path} line {lineno}: {reason}")
+                else:
+                    col.take(rec, f"{path} line {lineno}")
+
+
+# What `--from-store KIND` reads: stored records of these types ...
+STORE_RECORDS: dict[str, tuple[str, ...]] = {
+    "fills": ("order_filled", "book", "market_resolved"),  # positions rebuilt, marked at the last mid
+    "positions": ("book", "market_resolved"),  # + the store's latest positions (query `positions`)
+    "equity": ("equity", "return"),
+    "options": ("option",),
+}
+STORE_KINDS = (*STORE_RECORDS, "pnl")  # ... and pnl: equity curves from the daily PnL rollup
+
+
+def read_store(
+    db: str | None,
+    kinds: Iterable[str],
+    paths: Iterable[str] = (),
+    on_error: OnError = OnError.SKIP,
+    capital: float | None = None,
+) -> Inputs:
+    """Inputs from the store at `db` (the store commands' default when None), plus files.
+
+    `pnl` turns the `pnl` named query (daily net PnL per strategy, from `agkit store
+    rollup`) into one equity series per strategy: capital at the start of its first day,
+    then capital plus the cumulative net PnL at the end of each day (days without fills
+    included); its returns are the daily returns."""
+    from agkit.store import open_store
+    from agkit.store.base import Filters
+    from agkit.store.queries import named_query
+
+    kinds = list(dict.fromkeys(kinds))
+    col = _Collector(on_error)
+    with open_store(db, create=False) as store:
+        if "positions" in kinds:
+            for rec in named_query(store, "positions", Filters()):
+                col.take(rec, "store query positions")
+        types = [t for k in kinds for t in STORE_RECORDS.get(k, ())]
+        if types:
+            for raw in store.export(Filters(types=list(dict.fromkeys(types)))):
+                col.take(orjson.loads(raw), "store")
+        if "pnl" in kinds:
+            if capital is None or capital <= 0:
+                raise UsageError("--from-store pnl needs --capital USD (> 0): the equity the daily PnL is a return on")
+            days: dict[str, dict[int, float]] = {}
+            for row in named_query(store, "pnl", Filters()):
+                per_day = days.setdefault(str(row["strategy"] or "default"), {})
+                per_day[int(row["day"])] = per_day.get(int(row["day"]), 0.0) + float(row["net_pnl"])
+            if not days:
+                raise UsageError("no daily PnL in the store: run `agkit store rollup` after ingesting fills")
+            for strategy, per_day in days.items():
+                equity = capital
+                first = min(per_day)
+                col.take({"type": "equity", "ts_event": first, "series": strategy, "value": equity}, "store query pnl")
+                for day in range(first, max(per_day) + 1, DAY_US):  # a day without fills: no change
+                    equity += per_day.get(day, 0.0)
+                    col.take({"type": "equity", "ts_event": day + DAY_US, "series": strategy, "value": equity}, "store query pnl")
+    _read_files(col, paths)
+    return col.finish()
 
 
 def _take(
