@@ -68,13 +68,24 @@ def snap(price: float, tick: float, mode: str = "nearest") -> float:
         k = math.ceil(n - 1e-9)
     else:
         k = round(n)
-    decimals = _DECIMALS.get(tick)
-    if decimals is None:
-        decimals = _DECIMALS[tick] = max(0, -math.floor(math.log10(tick)) + 1)
+    grid = _GRID.get(tick)
+    if grid is None:
+        grid = _GRID[tick] = _grid(tick)
+    units, scale, decimals = grid
+    if units:  # an exact integer division: the same double as round(), without its cost
+        return k * units / scale
     return round(k * tick, decimals)
 
 
-_DECIMALS: dict[float, int] = {}
+def _grid(tick: float) -> tuple[int, int, int]:
+    """(tick in units of 10^-decimals or 0 when it is not whole, 10^decimals, decimals)."""
+    decimals = max(0, -math.floor(math.log10(tick)) + 1)
+    scale = 10**decimals
+    units = round(tick * scale)
+    return (units if abs(units - tick * scale) < 1e-6 else 0), scale, decimals
+
+
+_GRID: dict[float, tuple[int, int, int]] = {}
 _NEVER = 1 << 62
 
 

@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from agkit.signals import microprice
 from agkit.strategy.api import EPS, OrderState, Strategy, snap
 from agkit.strategy.params import param
 
@@ -114,10 +113,11 @@ class MarketMaker(Strategy):
         bid, ask = m.best_bid, m.best_ask
         if bid is None or ask is None:
             return
-        if self.params.use_microprice:
-            mid = microprice(bid, m.best_bid_size, ask, m.best_ask_size)
-        else:
-            mid = (bid + ask) / 2.0
+        mid = (bid + ask) / 2.0
+        if self.params.use_microprice:  # MarketState.microprice (lean towards the thin side)
+            total = m.best_bid_size + m.best_ask_size
+            if total > 0:
+                mid = (bid * m.best_ask_size + ask * m.best_bid_size) / total
         st = self._state.get(market)
         if st is None:
             st = self._state[market] = _Book()

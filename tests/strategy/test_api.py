@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,20 @@ def test_snap() -> None:
     assert snap(0.40, 0.01, "up") == 0.40
     assert snap(0.0449, 0.001) == 0.045
     assert snap(0.7, 0.1, "down") == 0.7
+
+
+@pytest.mark.parametrize("tick", [0.1, 0.01, 0.001, 0.0001, 0.05, 0.025, 0.0125])
+def test_snap_is_the_rounded_decimal_of_the_grid_point(tick: float) -> None:
+    """The integer-division shortcut gives exactly round(k·tick, decimals) (the clean
+    decimal), ticks that are not whole in those decimals included."""
+    decimals = max(0, -math.floor(math.log10(tick)) + 1)
+    rnd = random.Random(tick)
+    for _ in range(20_000):
+        price = rnd.uniform(-0.1, 1.1)
+        k = math.floor(price / tick + 1e-9)
+        assert snap(price, tick, "down") == round(k * tick, decimals)
+        k = math.ceil(price / tick - 1e-9)
+        assert snap(price, tick, "up") == round(k * tick, decimals)
 
 
 def test_quote_tracks_orders_fills_and_events() -> None:
