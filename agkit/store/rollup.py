@@ -100,13 +100,15 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
         if period == "1m":
             store.execute(
                 "INSERT INTO bars (source, period, asset, market, bucket, open, high, low, close, volume, notional, n) "
-                "SELECT ?, '1m', asset, max(market), bucket, max(CASE WHEN rf = 1 THEN price END), "
-                "max(price), min(price), max(CASE WHEN rl = 1 THEN price END), sum(size), sum(price * size), count(*) "
+                "SELECT ?, '1m', asset, max(market), bucket, max(first), "
+                "max(price), min(price), max(last), sum(size), sum(price * size), count(*) "
                 f"FROM (SELECT t.asset, t.market, a.bucket, {price} AS price, {size} AS size, "
-                "row_number() OVER (PARTITION BY t.asset, a.bucket ORDER BY t.ts_event, t.seq) AS rf, "
-                "row_number() OVER (PARTITION BY t.asset, a.bucket ORDER BY t.ts_event DESC, t.seq DESC) AS rl "
+                f"first_value({price}) OVER w AS first, last_value({price}) OVER w AS last "
                 f"FROM agkit_aff a JOIN {table} t ON t.asset = a.asset AND t.ts_event >= a.bucket "
-                f"AND t.ts_event < a.bucket + {MINUTE_US} WHERE a.period = '1m'{cond}) x "
+                f"AND t.ts_event < a.bucket + {MINUTE_US} WHERE a.period = '1m'{cond} "
+                # one window, one sort: first and last price of the bucket by (time, arrival)
+                "WINDOW w AS (PARTITION BY t.asset, a.bucket ORDER BY t.ts_event, t.seq "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) x "
                 "GROUP BY asset, bucket",
                 (source,),
             )
@@ -115,17 +117,18 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
         prev = {"1h": "1m", "1d": "1h"}[period]
         store.execute(
             "INSERT INTO bars (source, period, asset, market, bucket, open, high, low, close, volume, notional, n) "
-            f"SELECT ?, '{period}', asset, max(market), hb, max(CASE WHEN rf = 1 THEN open END), max(high), "
-            "min(low), max(CASE WHEN rl = 1 THEN close END), sum(volume), sum(notional), sum(n) "
-            "FROM (SELECT b.asset, b.market, a.bucket AS hb, b.open, b.high, b.low, b.close, b.volume, "
-            "b.notional, b.n, "
-            "row_number() OVER (PARTITION BY b.asset, a.bucket ORDER BY b.bucket) AS rf, "
-            "row_number() OVER (PARTITION BY b.asset, a.bucket ORDER BY b.bucket DESC) AS rl "
+            f"SELECT ?, '{period}', asset, max(market), hb, max(first), max(high), "
+            "min(low), max(last), sum(volume), sum(notional), sum(n) "
+            "FROM (SELECT b.asset, b.market, a.bucket AS hb, b.high, b.low, b.volume, b.notional, b.n, "
+            "first_value(b.open) OVER w AS first, last_value(b.close) OVER w AS last "
             f"FROM agkit_aff a JOIN bars b ON b.source = ? AND b.period = '{prev}' AND b.asset = a.asset "
-            f"AND b.bucket >= a.bucket AND b.bucket < a.bucket + {width} WHERE a.period = '{period}') x "
+            f"AND b.bucket >= a.bucket AND b.bucket < a.bucket + {width} WHERE a.period = '{period}' "
+            "WINDOW w AS (PARTITION BY b.asset, a.bucket ORDER BY b.bucket "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) x "
             "GROUP BY asset, hb",
             (source, source),
         )
+        store.analyze("bars")
     return int(n)
 
 
