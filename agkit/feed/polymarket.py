@@ -19,18 +19,15 @@ wins); trades, resolutions and status records are never dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import math
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from agkit.errors import VenueError
-from agkit.feed.base import FeedMetrics, SourceStage
+from agkit.feed.base import Attempt, FeedMetrics, LiveFeed, Silent
 from agkit.feed.book import L2Book
 from agkit.records import now_us
 from agkit.stage import Context
@@ -375,14 +372,11 @@ class Normalizer:
         return [rec]
 
 
-class _Silent(Exception):
-    pass
-
-
-class PolymarketFeed(SourceStage):
+class PolymarketFeed(LiveFeed):
     """The `feed polymarket` stage."""
 
     name = "feed polymarket"
+    source = "polymarket"
 
     def __init__(
         self,
@@ -394,43 +388,29 @@ class PolymarketFeed(SourceStage):
         shard_size: int = 200,
         ping_every: float = 10.0,
         silence: float = 30.0,
-        backoff: float = 0.5,
-        backoff_max: float = 30.0,
-        max_retries: int = 0,
-        metrics_every: float = 10.0,
-        max_records: int = 0,
-        duration: float = 0.0,
         conflate: bool = True,
-        record: str | None = None,
         venue: str = "polymarket",
-        seed: int | None = None,
+        **options: Any,  # LiveFeed's: backoff, max_retries, metrics_every, max_records, duration, record, seed ...
     ) -> None:
-        super().__init__(record)
+        super().__init__(
+            url=url,
+            metrics=FeedMetrics("polymarket.clob", {"source": "polymarket"}),
+            ping_every=ping_every,
+            silence=silence,
+            **options,
+        )
         if not assets:
             raise ValueError("no assets to subscribe to")
         if shard_size < 1 or depth < 1:
             raise ValueError("--shard-size and --depth must be at least 1")
         self.assets = list(dict.fromkeys(assets))
-        self.url = url
         self.depth = depth
         self.meta = meta if meta is not None else {}
         self.shard_size = shard_size
-        self.ping_every = ping_every
-        self.silence = silence
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.max_retries = max_retries
-        self.metrics_every = metrics_every
-        self.max_records = max_records
-        self.duration = duration
         self.conflate = conflate
         self.venue = venue
-        self.rng = random.Random(seed)
-        self.metrics = FeedMetrics("polymarket.clob", {"source": "polymarket"})
-        self.emitted = 0
         self.conflated = 0
         self._held: dict[str, dict[str, Any]] = {}
-        self._finished: asyncio.Event | None = None
         self._shard_state: dict[int, str] = {}
         self._awaiting: dict[int, set[str]] = {}
         self._shard_of: dict[str, int] = {}
@@ -449,16 +429,6 @@ class PolymarketFeed(SourceStage):
             return
         self._put(rec)
 
-    def _put(self, rec: dict[str, Any]) -> None:
-        if self.max_records and self.emitted >= self.max_records:
-            if self._finished is not None:
-                self._finished.set()
-            return
-        self.emit(rec)
-        self.emitted += 1
-        if self.max_records and self.emitted >= self.max_records and self._finished is not None:
-            self._finished.set()
-
     def _release_held(self) -> None:
         if self._held and not self.backlogged():
             held, self._held = self._held, {}
@@ -471,19 +441,11 @@ class PolymarketFeed(SourceStage):
             self._release_held()
 
     def _status(self, state: str, detail: str) -> None:
-        now = now_us()
-        rec: dict[str, Any] = {
-            "type": "feed_status",
-            "ts_event": now,
-            "ts_init": now,
-            "source": "polymarket",
-            "state": state,
-            "detail": detail,
-        }
-        if self.norm.last_lag_ms is not None:
-            rec["lag_ms"] = round(self.norm.last_lag_ms, 3)
         self._release_held()  # a status is ordered after the books it concerns
-        self._put(rec)
+        super()._status(state, detail)
+
+    def last_lag_ms(self) -> float | None:
+        return self.norm.last_lag_ms
 
     # -- running --------------------------------------------------------------------------
 
@@ -501,33 +463,19 @@ class PolymarketFeed(SourceStage):
         # Everything imported so far lives as long as the process: move it out of the
         # collector's reach, or each full collection walks it and stalls the feed (ms).
         gc.freeze()
-        self._finished = asyncio.Event()
+        await super().run(ctx)
+
+    def connections(self) -> list[Coroutine[Any, Any, None]]:
         shards = [self.assets[i : i + self.shard_size] for i in range(0, len(self.assets), self.shard_size)]
-        tasks = [asyncio.create_task(self._shard(i, s)) for i, s in enumerate(shards)]
         for i, s in enumerate(shards):
             for a in s:
                 self._shard_of[a] = i
-        helpers = [asyncio.create_task(self._conflation_pump())]
-        if self.metrics_every > 0:
-            helpers.append(asyncio.create_task(self._metrics_loop()))
-        finished = asyncio.create_task(self._finished.wait())
-        waiters: list[asyncio.Task[Any]] = [*tasks, finished]
-        if self.duration > 0:
-            waiters.append(asyncio.create_task(asyncio.sleep(self.duration)))
-        try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if t in tasks and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
-        finally:
-            for t in waiters + helpers:
-                t.cancel()
-            for t in waiters + helpers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            self._release_held_final()
+        return [self._shard(i, s) for i, s in enumerate(shards)]
 
-    def _release_held_final(self) -> None:
+    def helpers(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._conflation_pump()]
+
+    def finish(self) -> None:
         held, self._held = self._held, {}
         for rec in held.values():
             self._put(rec)
@@ -543,116 +491,71 @@ class PolymarketFeed(SourceStage):
                 self._shard_state[sid] = "live"
                 self._live_pending.add(sid)
 
-    async def _metrics_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.metrics_every)
-            now = now_us()
-            levels = {a: b.levels for a, b in self.norm.books.items()}
-            states = set(self._shard_state.values())
-            state = "live" if states == {"live"} else ("stale" if "stale" in states else "reconnecting")
-            self._status(state, "heartbeat")
-            for rec in self.metrics.records(now, live=True, book_levels=levels):
-                self._put(rec)
-            if self.conflated:
-                self._put(
-                    {
-                        "type": "metric",
-                        "ts_event": now,
-                        "ts_init": now,
-                        "name": "polymarket.clob.books_conflated",
-                        "kind": "counter",
-                        "value": self.conflated,
-                        "labels": {"source": "polymarket"},
-                    }
-                )
-            self.flush_record()
-
-    async def _ping(self, ws: Any) -> None:
-        while True:
-            await asyncio.sleep(self.ping_every)
-            await ws.send("PING")
+    def metric_records(self, now: int) -> list[dict[str, Any]]:
+        levels = {a: b.levels for a, b in self.norm.books.items()}
+        states = set(self._shard_state.values())
+        state = "live" if states == {"live"} else ("stale" if "stale" in states else "reconnecting")
+        self._status(state, "heartbeat")
+        out = self.metrics.records(now, live=True, book_levels=levels)
+        if self.conflated:
+            out.append(
+                {
+                    "type": "metric",
+                    "ts_event": now,
+                    "ts_init": now,
+                    "name": "polymarket.clob.books_conflated",
+                    "kind": "counter",
+                    "value": self.conflated,
+                    "labels": {"source": "polymarket"},
+                }
+            )
+        return out
 
     async def _shard(self, sid: int, assets: list[str]) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
         sub = orjson.dumps({"assets_ids": assets, "type": "market", "custom_feature_enabled": True}).decode()
-        failures = 0
         label = f"shard {sid}" if len(self.assets) > self.shard_size else "connection"
-        ever_connected = False
-        while True:
-            reason = "closed"
-            got_events = False
+
+        async def session(ws: Any, attempt: Attempt) -> str:
+            self._shard_state[sid] = "reconnecting"
+            self._awaiting[sid] = set(assets)
+            await ws.send(sub)
+            loop = asyncio.get_running_loop()
+            silence = self.silence
+            frame, message, out = self.norm.frame, self.metrics.message, self._out
             try:
-                async with connect(
-                    self.url,
-                    ping_interval=None,
-                    open_timeout=max(self.silence, 1.0),
-                    close_timeout=1.0,
-                    max_size=1 << 24,
-                    max_queue=1024,
-                    compression=None,  # permessage-deflate costs more CPU per frame than the parsing
-                ) as ws:
-                    ever_connected = True
-                    self._shard_state[sid] = "reconnecting"
-                    self._awaiting[sid] = set(assets)
-                    self.metrics.connected = True
-                    await ws.send(sub)
-                    pinger = asyncio.create_task(self._ping(ws))
-                    loop = asyncio.get_running_loop()
-                    silence = self.silence
-                    frame, message, out = self.norm.frame, self.metrics.message, self._out
-                    try:
-                        async with asyncio.timeout(silence) as watchdog:
-                            armed = loop.time()
-                            while True:
-                                msg = await ws.recv(decode=False)
-                                t = loop.time()
-                                if t - armed > 0.25:  # re-arm the silence watchdog (cheaply)
-                                    watchdog.reschedule(t + silence)
-                                    armed = t
-                                if msg == b"PONG" or msg == b"pong":
-                                    continue
-                                recs = frame(msg, now_us())
-                                message(self.norm.last_lag_ms)
-                                for rec in recs:
-                                    out(rec)
-                                if self._live_pending and sid in self._live_pending:
-                                    self._live_pending.discard(sid)
-                                    self._status("live", f"{label}: {len(assets)} assets subscribed, books seeded")
-                                    got_events = True
-                    except TimeoutError:
-                        raise _Silent() from None
-                    finally:
-                        pinger.cancel()
-            except _Silent:
-                reason = f"no frame for {self.silence:g} s (watchdog)"
-                self._shard_state[sid] = "stale"
-                self._status("stale", f"{label}: {reason}")
-            except ConnectionClosed as exc:
-                rcv = exc.rcvd
-                reason = f"connection closed ({rcv.code} {rcv.reason})".rstrip() if rcv else "connection dropped"
-            except InvalidURI as exc:
-                raise VenueError(f"bad WebSocket URL {self.url}: {exc}") from None
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
-                reason = f"cannot connect to {self.url}: {exc or type(exc).__name__}"
-            self.metrics.connected = False
+                async with asyncio.timeout(silence) as watchdog:
+                    armed = loop.time()
+                    while True:
+                        msg = await ws.recv(decode=False)
+                        t = loop.time()
+                        if t - armed > 0.25:  # re-arm the silence watchdog (cheaply)
+                            watchdog.reschedule(t + silence)
+                            armed = t
+                        if msg == b"PONG" or msg == b"pong":
+                            continue
+                        recs = frame(msg, now_us())
+                        message(self.norm.last_lag_ms)
+                        for rec in recs:
+                            out(rec)
+                        if self._live_pending and sid in self._live_pending:
+                            self._live_pending.discard(sid)
+                            self._status("live", f"{label}: {len(assets)} assets subscribed, books seeded")
+                            attempt.healthy = True
+            except TimeoutError:
+                raise Silent() from None
+
+        def gap() -> None:
             for a in assets:  # never keep a book across a gap
-                book = self.norm.books.pop(a, None)
-                del book
+                self.norm.books.pop(a, None)
             self._held = {a: r for a, r in self._held.items() if a not in assets}
             self._shard_state[sid] = "reconnecting"
             self._live_pending.discard(sid)
-            if not got_events:
-                failures += 1
-            else:
-                failures = 1
-            if self.max_retries and failures > self.max_retries:
-                what = "refused or dropped every subscription" if ever_connected else "unreachable"
-                self._status("stale", f"{label}: gave up after {self.max_retries} retries: {reason}")
-                raise VenueError(f"{self.url} {what} ({self.max_retries} retries); last: {reason}")
-            delay = min(self.backoff_max, self.backoff * 2 ** (failures - 1)) * self.rng.uniform(0.5, 1.0)
-            self._status("reconnecting", f"{label}: {reason}; retry in {delay:.2f} s")
-            self.ctx.log(f"agkit {self.name}: {label}: {reason}; reconnecting in {delay:.2f} s")
-            await asyncio.sleep(delay)
-            self.metrics.reconnects += 1
+
+        await self.keep_connected(
+            session,
+            label=label,
+            on_gap=gap,
+            open_timeout=max(self.silence, 1.0),
+            max_queue=1024,
+            compression=None,  # permessage-deflate costs more CPU per frame than the parsing
+        )

@@ -17,15 +17,14 @@ not required. Reconnects with exponential backoff and jitter and resubscribes;
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import random
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
 
-from agkit.errors import UsageError, VenueError
-from agkit.feed.base import FeedMetrics, SourceStage
+from agkit.errors import UsageError
+from agkit.feed.base import Attempt, FeedMetrics, LiveFeed, Silent
 from agkit.records import now_us
 from agkit.stage import Context
 
@@ -179,12 +178,9 @@ class RtdsNormalizer:
         return out
 
 
-class _Silent(Exception):
-    pass
-
-
-class RtdsFeed(SourceStage):
+class RtdsFeed(LiveFeed):
     name = "feed rtds"
+    source = "rtds"
 
     def __init__(
         self,
@@ -193,149 +189,64 @@ class RtdsFeed(SourceStage):
         url: str = RTDS_URL,
         ping_every: float = 5.0,
         silence: float = 60.0,
-        backoff: float = 0.5,
-        backoff_max: float = 30.0,
-        max_retries: int = 0,
-        metrics_every: float = 10.0,
-        max_records: int = 0,
-        duration: float = 0.0,
-        record: str | None = None,
-        seed: int | None = None,
+        **options: Any,  # LiveFeed's: backoff, max_retries, metrics_every, max_records, duration, record, seed ...
     ) -> None:
-        super().__init__(record)
+        super().__init__(
+            url=url,
+            metrics=FeedMetrics("polymarket.rtds", {"source": "rtds"}),
+            ping_every=ping_every,
+            silence=silence,
+            **options,
+        )
         self.subs = subs
-        self.url = url
-        self.ping_every = ping_every
-        self.silence = silence
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.max_retries = max_retries
-        self.metrics_every = metrics_every
-        self.max_records = max_records
-        self.duration = duration
-        self.rng = random.Random(seed)
-        self.metrics = FeedMetrics("polymarket.rtds", {"source": "rtds"})
-        self.emitted = 0
-        self._finished: asyncio.Event | None = None
 
     def start(self, ctx: Context) -> None:
         super().start(ctx)
         self.norm = RtdsNormalizer(log=lambda m: ctx.log(f"agkit {self.name}: {m}"))
 
+    def last_lag_ms(self) -> float | None:
+        return self.norm.last_lag_ms
+
     def _put(self, rec: dict[str, Any]) -> None:
         if self._finished is not None and self._finished.is_set():
             return
-        self.emit(rec)
-        self.emitted += 1
-        if self.max_records and self.emitted >= self.max_records and self._finished is not None:
-            self._finished.set()
+        super()._put(rec)
 
-    def _status(self, state: str, detail: str) -> None:
-        now = now_us()
-        rec: dict[str, Any] = {"type": "feed_status", "ts_event": now, "ts_init": now, "source": "rtds",
-                               "state": state, "detail": detail}
-        if self.norm.last_lag_ms is not None:
-            rec["lag_ms"] = round(self.norm.last_lag_ms, 3)
-        self._put(rec)
+    def connections(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._connection()]
 
-    async def run(self, ctx: Context) -> None:
-        self._finished = asyncio.Event()
-        conn = asyncio.create_task(self._connection())
-        helpers = []
-        if self.metrics_every > 0:
-            helpers.append(asyncio.create_task(self._metrics_loop()))
-        finished = asyncio.create_task(self._finished.wait())
-        waiters: list[asyncio.Task[Any]] = [conn, finished]
-        if self.duration > 0:
-            waiters.append(asyncio.create_task(asyncio.sleep(self.duration)))
-        try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if conn in done and conn.exception() is not None:
-                raise conn.exception()  # type: ignore[misc]
-        finally:
-            for t in waiters + helpers:
-                t.cancel()
-            for t in waiters + helpers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-
-    async def _metrics_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.metrics_every)
-            now = now_us()
-            for rec in self.metrics.records(now, live=True):
-                self._put(rec)
-            for (topic, kind), n in sorted(self.norm.by_topic.items()):
-                self._put({"type": "metric", "ts_event": now, "ts_init": now,
-                           "name": "polymarket.rtds.messages_by_topic", "kind": "counter", "value": n,
-                           "labels": {"source": "rtds", "topic": topic, "message_type": kind}})
-            self.flush_record()
-
-    async def _ping(self, ws: Any) -> None:
-        while True:
-            await asyncio.sleep(self.ping_every)
-            await ws.send("PING")
+    def metric_records(self, now: int) -> list[dict[str, Any]]:
+        out = self.metrics.records(now, live=True)
+        for (topic, kind), n in sorted(self.norm.by_topic.items()):
+            out.append({"type": "metric", "ts_event": now, "ts_init": now,
+                        "name": "polymarket.rtds.messages_by_topic", "kind": "counter", "value": n,
+                        "labels": {"source": "rtds", "topic": topic, "message_type": kind}})
+        return out
 
     async def _connection(self) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
         messages = [orjson.dumps({"action": "subscribe", "subscriptions": [s]}).decode() for s in self.subs]
-        failures = 0
-        ever_connected = False
-        while True:
-            reason = "closed"
-            healthy = False
-            try:
-                async with connect(self.url, ping_interval=None, open_timeout=max(min(self.silence, 30.0), 5.0),
-                                   close_timeout=1.0, max_size=1 << 24) as ws:
-                    ever_connected = True
-                    self.metrics.connected = True
-                    self.norm.refusals.clear()
-                    for m in messages:
-                        await ws.send(m)
-                    pinger = asyncio.create_task(self._ping(ws))
-                    live = False
-                    try:
-                        while True:
-                            try:
-                                async with asyncio.timeout(self.silence if self.silence > 0 else None):
-                                    msg = await ws.recv()
-                            except TimeoutError:
-                                raise _Silent() from None
-                            now = now_us()
-                            recs = self.norm.frame(msg, now)
-                            if len(self.norm.refusals) >= len(messages):
-                                reason = "every subscription refused: " + "; ".join(self.norm.refusals)
-                                break
-                            if not recs:
-                                continue
-                            if not live:
-                                live = healthy = True
-                                self._status("live", f"{len(self.subs)} subscriptions")
-                            for rec in recs:
-                                self.metrics.message(self.norm.last_lag_ms)
-                                self._put(rec)
-                    finally:
-                        pinger.cancel()
-            except _Silent:
-                reason = f"no frame for {self.silence:g} s (watchdog)"
-                self._status("stale", reason)
-            except ConnectionClosed as exc:
-                rcv = exc.rcvd
-                reason = f"connection closed ({rcv.code} {rcv.reason})".rstrip() if rcv else "connection dropped"
-            except InvalidURI as exc:
-                raise VenueError(f"bad WebSocket URL {self.url}: {exc}") from None
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
-                reason = f"cannot connect to {self.url}: {exc or type(exc).__name__}"
-            self.metrics.connected = False
-            failures = 1 if healthy else failures + 1
-            if self.max_retries and failures > self.max_retries:
-                what = "refused or dropped every subscription" if ever_connected else "unreachable"
-                self._status("stale", f"gave up after {self.max_retries} retries: {reason}")
-                raise VenueError(f"{self.url} {what} ({self.max_retries} retries); last: {reason}")
-            delay = min(self.backoff_max, self.backoff * 2 ** (failures - 1)) * self.rng.uniform(0.5, 1.0)
-            self._status("reconnecting", f"{reason}; retry in {delay:.2f} s")
-            self.ctx.log(f"agkit {self.name}: {reason}; reconnecting in {delay:.2f} s")
-            await asyncio.sleep(delay)
-            self.metrics.reconnects += 1
+
+        async def session(ws: Any, attempt: Attempt) -> str:
+            self.norm.refusals.clear()
+            for m in messages:
+                await ws.send(m)
+            while True:
+                try:
+                    async with asyncio.timeout(self.silence if self.silence > 0 else None):
+                        msg = await ws.recv()
+                except TimeoutError:
+                    raise Silent() from None
+                now = now_us()
+                recs = self.norm.frame(msg, now)
+                if len(self.norm.refusals) >= len(messages):
+                    return "every subscription refused: " + "; ".join(self.norm.refusals)
+                if not recs:
+                    continue
+                if not attempt.healthy:
+                    attempt.healthy = True
+                    self._status("live", f"{len(self.subs)} subscriptions")
+                for rec in recs:
+                    self.metrics.message(self.norm.last_lag_ms)
+                    self._put(rec)
+
+        await self.keep_connected(session, open_timeout=max(min(self.silence, 30.0), 5.0))

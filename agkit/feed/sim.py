@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import itertools
 import math
 import random
-import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
