@@ -131,6 +131,9 @@ class SubmitOrder(Record, frozen=True, kw_only=True, tag="submit_order"):
     post_only: bool = False
     expire_at: int | None = None  # µs, GTD only
     neg_risk: bool | None = None
+    # a market order (FOK/FAK): BUY spends this much pUSD, SELL sells this many shares (=
+    # size); price is then the worst price accepted and size, for a BUY, the most shares
+    amount: float | None = None
 
 
 class CancelOrder(Record, frozen=True, kw_only=True, tag="cancel_order"):

@@ -464,6 +464,16 @@ class Oms:
                 raise ValueError(f"invalid expiration: expire_at {expire_at} is not after {ts}")
         elif expire_at is not None:
             raise ValueError(f"expire_at is only for GTD orders, not {tif}")
+        amount = rec.get("amount")
+        if amount is not None:  # a market order: pUSD to spend (BUY) / shares to sell (SELL)
+            if isinstance(amount, bool) or not math.isfinite(amount) or amount <= 0:
+                raise ValueError(f"amount {amount!r} is not positive")
+            if tif not in ("FOK", "FAK"):
+                raise ValueError(f"amount (a market order) is only for FOK/FAK orders, not {tif}")
+            if side == "sell" and amount != size:
+                raise ValueError(
+                    f"a market SELL sells `amount` shares: size {size!r} must equal amount {amount!r}"
+                )
         known = _SUBMIT_FIELDS
         extra = {k: v for k, v in rec.items() if k not in known}
         return OrderRequest(
@@ -480,6 +490,7 @@ class Oms:
             expire_at=expire_at,
             neg_risk=rec.get("neg_risk"),
             ts_event=ts,
+            amount=None if amount is None else to_decimal(amount),
             extra=extra,
         )
 
@@ -543,6 +554,7 @@ _SUBMIT_FIELDS = frozenset(
         "post_only",
         "expire_at",
         "neg_risk",
+        "amount",
     }
 )
 

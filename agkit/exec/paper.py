@@ -16,6 +16,11 @@ in event time (the records' `ts_event`), deterministically for a given seed:
   the extra; one showing less, or gone, releases the difference). FOK fills entirely
   or is rejected; FAK fills what it can and the rest is canceled; GTC/GTD rest the
   remainder. A post-only order that would cross is rejected.
+* **Market orders** (`amount`, FOK/FAK): a BUY spends `amount` pUSD (in whole lots, at
+  most `size` shares), a SELL sells `amount` shares. When the order is built (at submit,
+  before latency) its protective price is computed from the latest book as the official
+  SDKs do (`agkit.venues.polymarket.amounts.market_price`; FOK without the depth is not
+  built), capped by the record's price; it then walks the book like any marketable order.
 * **Resting orders** join the queue behind the size displayed at their price on their
   side of the book (and behind our own earlier orders there). They fill (as makers)
   only when
@@ -42,7 +47,7 @@ import heapq
 import math
 import random
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from agkit.exec.venue import (
@@ -58,6 +63,7 @@ from agkit.exec.venue import (
     to_decimal,
 )
 from agkit.portfolio import taker_fee
+from agkit.venues.polymarket.amounts import market_price
 
 LOT = Decimal("0.01")
 _ZERO = Decimal(0)
@@ -152,9 +158,14 @@ class PaperVenue(Venue):
         self._seq += 1
         voi = f"0x{self.rng.getrandbits(256):064x}"
         po = PaperOrder(order, self._seq, voi)
-        self.orders[order.id] = po
         delay = self.latency_us + (self.rng.randint(0, self.jitter_us) if self.jitter_us else 0)
         t = max(order.ts_event, self.now)
+        if order.amount is not None:
+            refused = self._protect(po)
+            if refused is not None:
+                self.report(Rejected(order.id, refused, t))
+                return
+        self.orders[order.id] = po
         if delay == 0:
             self._arrive(po, t)
         else:
@@ -241,6 +252,21 @@ class PaperVenue(Venue):
                 self._remove(po)
                 self.report(Canceled(po.id, self.now, "market resolved"))
 
+    def _protect(self, po: PaperOrder) -> str | None:
+        """A market order's protective price, from the latest book as the official SDKs
+        compute it when they build the order (walk the other side until `amount` is
+        covered; FAK without the depth: the worst level), never worse than the record's
+        price. None, or why the SDK refuses to build it (FOK without the depth)."""
+        r = po.request
+        book = self.books.get(po.asset)
+        levels = (book["asks"] if po.buy else book["bids"]) if book else []
+        try:
+            worst = float(market_price("BUY" if po.buy else "SELL", levels, r.amount, r.tif))
+        except (ValueError, TypeError, IndexError) as exc:  # AmountError is a ValueError
+            return f"market order not built: {exc}"
+        po.price = min(po.price, worst) if po.buy else max(po.price, worst)
+        return None
+
     # --- arrival: validation, crossing, resting ---------------------------------------------
 
     def _arrive(self, po: PaperOrder, t: int) -> None:
@@ -272,7 +298,8 @@ class PaperVenue(Venue):
             del self.orders[po.id]
             self.report(Rejected(po.id, "invalid post-only order: order crosses book", t))
             return
-        if r.tif == "FOK" and sum(a for _, a in crossing) < po.remaining:
+        plan, complete = _plan(crossing, po.remaining, r.amount if po.buy else None)
+        if r.tif == "FOK" and not complete:
             del self.orders[po.id]
             self.report(
                 Rejected(
@@ -283,10 +310,7 @@ class PaperVenue(Venue):
             )
             return
         self.report(Accepted(po.id, po.venue_order_id, t))
-        for price, avail in crossing:
-            if po.remaining <= 0:
-                break
-            take = min(avail, po.remaining)
+        for price, take in plan:
             taken = taken_side.setdefault(po.asset, {})
             taken[price] = taken.get(price, 0.0) + float(take)
             self._fill(po, take, price, "taker", t)
@@ -294,7 +318,12 @@ class PaperVenue(Venue):
             return
         if r.tif in ("FOK", "FAK"):
             del self.orders[po.id]
-            self.report(Canceled(po.id, t, f"{r.tif} order: unfilled remainder canceled"))
+            reason = (
+                "market order: amount spent"
+                if complete
+                else f"{r.tif} order: unfilled remainder canceled"
+            )
+            self.report(Canceled(po.id, t, reason))
             return
         # rest: behind the size displayed at our price on our side, and behind our own
         po.live = True
@@ -463,6 +492,29 @@ class PaperVenue(Venue):
                 lst.remove(po)
                 if not lst:
                     del self.resting[po.asset]
+
+
+def _plan(
+    crossing: list[tuple[float, Decimal]], size: Decimal, budget: Decimal | None
+) -> tuple[list[tuple[float, Decimal]], bool]:
+    """What a marketable order takes from the crossing levels (best first): (price, shares)
+    per level, and whether that completes it: its size taken, or, for a market BUY, its
+    pUSD `budget` spent (less than one lot's worth left at the levels within its limit)."""
+    plan: list[tuple[float, Decimal]] = []
+    left = size
+    for price, avail in crossing:
+        take = min(avail, left)
+        if budget is not None:
+            px = to_decimal(price)
+            take = min(take, (budget / px).quantize(LOT, rounding=ROUND_FLOOR))
+            if take <= 0:
+                return plan, True
+            budget -= take * px
+        plan.append((price, take))
+        left -= take
+        if left <= 0 or (budget is not None and budget < LOT * px):
+            return plan, True
+    return plan, False
 
 
 def _buy_priority(po: PaperOrder) -> tuple[float, int]:

@@ -92,6 +92,7 @@ class OrderRequest:
     expire_at: int | None = None  # µs since the epoch, GTD only
     neg_risk: bool | None = None
     ts_event: int = 0  # event time of the submit_order record, µs
+    amount: Decimal | None = None  # market order: pUSD to spend (BUY) / shares to sell (SELL)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown fields of the record
 
 
