@@ -470,6 +470,8 @@ class Oms:
                 raise ValueError(f"amount {amount!r} is not positive")
             if tif not in ("FOK", "FAK"):
                 raise ValueError(f"amount (a market order) is only for FOK/FAK orders, not {tif}")
+            if not self.venue.amount_orders:  # never send it as a plain order of `size`
+                raise ValueError(f"venue {self.venue.name} does not take market orders by amount")
             if side == "sell" and amount != size:
                 raise ValueError(
                     f"a market SELL sells `amount` shares: size {size!r} must equal amount {amount!r}"

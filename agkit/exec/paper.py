@@ -118,6 +118,7 @@ class PaperVenue(Venue):
 
     name = "paper"
     live = False
+    amount_orders = True
 
     def __init__(
         self,

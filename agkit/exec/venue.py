@@ -194,6 +194,8 @@ class Venue:
 
     name: ClassVar[str] = "venue"
     live: ClassVar[bool] = False
+    # takes market orders by `amount` (OrderRequest.amount); the OMS refuses them otherwise
+    amount_orders: ClassVar[bool] = False
 
     # set by bind(): where to report, event/wall clock, one stderr line
     report: Report

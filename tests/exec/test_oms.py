@@ -415,3 +415,15 @@ def test_reports_outside_on_record_are_emitted_at_once() -> None:
     assert [r["type"] for r in emitted] == ["order_accepted", "order_filled", "position"]
     final = list(stage.stop() or ())
     assert all(r["type"] == "metric" for r in final)  # type: ignore[index]
+
+
+def test_market_orders_by_amount_only_reach_venues_that_take_them() -> None:
+    oms, venue, _ = make()
+    oms.submit(submit(1, "m1", "buy", 0.6, 100.0, tif="FAK", amount=20.0))
+    (rej,) = take(oms)
+    assert rej["type"] == "order_rejected" and venue.submitted == []
+    assert rej["reason"] == "venue fake does not take market orders by amount"
+    venue.amount_orders = True  # type: ignore[misc]
+    oms.submit(submit(2, "m2", "buy", 0.6, 100.0, tif="FAK", amount=20.0))
+    (req,) = venue.submitted
+    assert req.amount == Decimal("20.0") and req.size == Decimal("100.0") and not req.extra
