@@ -16,11 +16,13 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
+from msgspec import DecodeError
+
 from agkit.errors import BadInputError, UsageError
 from agkit.feed.base import SourceStage
 from agkit.records import now_us
 from agkit.stage import Context
-from agkit.stream import RAW_KEEP, OnError, decode_line, open_input
+from agkit.stream import RAW_KEEP, OnError, decode_line, head_error, open_input, read_head
 
 REPORT_FIRST = 20
 
@@ -117,12 +119,8 @@ class ReplayFeed(SourceStage):
 
     async def _fast(self) -> int:
         """--max over one file without bounds: read in blocks, check each line, copy it."""
-        import orjson
-
         stream = self._streams[0]
         path = self.paths[0]
-        loads = orjson.loads
-        bad_json = orjson.JSONDecodeError
         limit = self.limit or -1
         n = lineno = 0
         partial = b""
@@ -142,13 +140,9 @@ class ReplayFeed(SourceStage):
                 if not line or line.isspace():
                     continue
                 try:
-                    rec = loads(line)
-                except bad_json as exc:
-                    self._bad(path, lineno, line, f"invalid JSON: {exc}")
-                    continue
-                if type(rec) is not dict or type(rec.get("type")) is not str:
-                    _, reason = decode_line(line)
-                    self._bad(path, lineno, line, reason or "bad record")
+                    read_head(line)  # the check decode_line makes, without building the dict
+                except DecodeError as exc:
+                    self._bad(path, lineno, line, head_error(exc))
                     continue
                 good.append(line)
                 n += 1

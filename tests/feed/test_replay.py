@@ -111,3 +111,17 @@ def test_records_without_timestamps_do_not_stall_pacing(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(data)
     proc = run_agkit("feed", "replay", str(tmp_path / "f"), timeout=30)
     assert proc.returncode == 0 and proc.stdout == data
+
+
+def test_max_fast_path_judges_lines_like_the_general_path(tmp_path: Path) -> None:
+    """--max over one unbounded file reads in blocks; --from forces the line-by-line path.
+    Both must keep, drop and report the same lines with the same words."""
+    data = BAD + b'{"x":1}\n{"type":5}\n\n{"type":"b","ts_event":3}\r\n{"type":"c","_fb":3}\n{"type":"d"}'
+    (tmp_path / "bad").write_bytes(data)
+    fast = run_agkit("feed", "replay", str(tmp_path / "bad"), "--max")
+    general = run_agkit("feed", "replay", str(tmp_path / "bad"), "--max", "--from", "0")
+    assert fast.returncode == general.returncode == 0
+    assert fast.stdout == general.stdout
+    assert fast.stderr == general.stderr
+    assert [r["type"] for r in parse_ndjson(fast.stdout)] == ["x", "x", "b", "d"]
+    assert fast.stderr.count(b"skipped") == 5
