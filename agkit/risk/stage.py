@@ -10,8 +10,10 @@
   `--clock event` in a pipe): the stale-data guard, the rate limit and the daily loss
   window never read the wall clock.
 
-The hot path uses plain dicts and pre-bound closures; see docs/risk.md for every
-policy's exact semantics.
+The hot path is one function generated per policy set (on_record, RECORD_HANDLER
+below): orders and their ends are handled inline on plain dicts, with each policy's
+cheap pass test inlined and its closure consulted only when that test fails; see
+docs/risk.md for every policy's exact semantics.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class RiskCheck(Stage):
     """Pre-trade risk checks and kill switch, driven by a PolicySet."""
 
     name = "risk-check"
+    # generated per policy set in __init__ (see _generate): an attribute holding a plain
+    # function, so a record costs the runner's call and nothing more
+    on_record: Callable[[dict[str, Any]], Out]  # type: ignore[assignment]
     consumes = frozenset(
         {
             "submit_order",
@@ -128,16 +133,14 @@ class RiskCheck(Stage):
         # record; otherwise it reads ctx.clock when it needs the time.
         self.now = 0
         self._clock_now: Callable[[], int] = _zero
+        # the less frequent types; on_record handles orders and their ends inline
         self._handlers: dict[str, Callable[[dict[str, Any]], Out]] = {
-            "submit_order": self._generate(compiled),
             "book": self._on_book,
             "order_filled": self._on_fill,
             "order_accepted": self._on_accepted,
-            "order_canceled": self._on_done,
-            "order_expired": self._on_done,
-            "order_rejected": self._on_done,
             "market_resolved": self._on_resolved,
         }
+        self.on_record = self._generate(compiled)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -251,16 +254,6 @@ class RiskCheck(Stage):
         return out
 
     # -- records -----------------------------------------------------------------------
-
-    def on_record(self, rec: dict[str, Any]) -> Out:
-        if self.advance_clock:
-            try:
-                ts = rec["ts_event"]
-            except KeyError:
-                ts = None
-            if type(ts) is int and ts > self.now:
-                self.now = ts
-        return self._handlers[rec["type"]](rec)
 
     def _bad_order(self, rec: dict[str, Any]) -> InvalidRecord:
         """Why a submit_order cannot be checked at all (the generated handler's slow path)."""
@@ -412,29 +405,6 @@ class RiskCheck(Stage):
             self.open_n_asset[asset] = n if n > 0 else 0
 
     def _on_accepted(self, rec: dict[str, Any]) -> Out:
-        return (rec,)
-
-    def _on_done(self, rec: dict[str, Any]) -> Out:
-        """Canceled, expired or rejected: _release inlined (a quoting bot's most common record)."""
-        oid = rec.get("id")
-        if type(oid) is not str:
-            return (rec,)
-        order = self.open.pop(oid, None)
-        if order is None:
-            return (rec,)
-        asset, sgn, left = order[0], order[1], order[2]
-        if left > EPS:
-            book = self.open_buy if sgn > 0.0 else self.open_sell
-            had = book[asset]
-            rest = had - left
-            if rest <= EPS:
-                rest = 0.0
-            book[asset] = rest
-            if self._track_gross:
-                self.mkt_incl[self.asset_market[asset]] -= had - rest
-        if self._count_per_asset:
-            n = self.open_n_asset[asset] - 1
-            self.open_n_asset[asset] = n if n > 0 else 0
         return (rec,)
 
     def _on_resolved(self, rec: dict[str, Any]) -> Out:
@@ -626,7 +596,7 @@ class RiskCheck(Stage):
             return reduce_only
         raise AssertionError(f"policy type {t} has no check")
 
-    # -- the generated check function ---------------------------------------------------
+    # -- the generated record handler ----------------------------------------------------
 
     def _generate(self, compiled: list[tuple[PolicySpec, Check]]) -> Callable[[dict[str, Any]], Out]:
         """The submit_order handler (ORDER_HANDLER) with every policy's cheap pass test
@@ -683,7 +653,7 @@ class RiskCheck(Stage):
             elif t == "RateLimit":
                 ns[f"W{i}"] = self._rate_by_spec[id(spec)]
                 cond = f"len(W{i}) >= {int(p['max_orders'])}"  # only then can trimming matter
-                approve.append(f"    W{i}.append(now)")
+                approve.append(f"        W{i}.append(now)")
             elif t == "LossLimit":
                 cond = "not red and S.loss_breach is not None"
             elif t == "StaleData":
@@ -720,17 +690,26 @@ class RiskCheck(Stage):
                 cond = "True"
             body.append(f"    if {cond}:")
             body.append("        " + call.format(i=i))
+        # when an order ends, the same bookkeeping undone: of its remaining size, and of its count
+        release_open: list[str] = []
+        release: list[str] = []
         if self._count_per_asset:
-            approve.append("    PA[a] = PA.get(a, 0) + 1")
+            approve.append("        PA[a] = PA.get(a, 0) + 1")
+            release.append("            n = PA[a] - 1\n            PA[a] = n if n > 0 else 0")
         if self._track_gross:
-            approve.append("    MKI[AM[a]] += size")
-        src = ORDER_HANDLER.format(
+            approve.append("        MKI[AM[a]] += size")
+            release_open.append("                MKI[AM[a]] -= had - rest")
+        ns["HANDLERS"] = self._handlers
+        src = RECORD_HANDLER.format(
+            advance=ADVANCE if self.advance_clock else "",
             now="S.now" if self.advance_clock else "S._clock_now()",
-            tests="\n".join([*(line for name, line in shared.items() if name in used), *body]),
+            tests="\n".join("    " + line for line in [*(line for name, line in shared.items() if name in used), *body]),
             approve="\n".join(approve),
+            release_open="\n".join(release_open),
+            release="\n".join(release),
         )
         exec(compile(src, f"<risk-check policies {self.policy.path}>", "exec"), ns)
-        fn: Callable[[dict[str, Any]], Out] = ns["on_order"]
+        fn: Callable[[dict[str, Any]], Out] = ns["on_record"]
         return fn
 
     def _new_abs(self, a: str, sgn: float, size: float, cur: float, include_open: bool) -> float:
@@ -854,52 +833,82 @@ class RiskCheck(Stage):
         return inventory_limit
 
 
-# The submit_order handler's fixed part; _generate fills in the time source, the
-# policies' tests (which add (name, message) to v) and the policies' bookkeeping.
-ORDER_HANDLER = """\
-def on_order(rec):
+# on_record, generated: the time update (under --clock event), then submit_order and
+# the three ways an order ends inline, other types to their handler. _generate fills in
+# the time source, the policies' tests (which add (name, message) to v) and the
+# bookkeeping the policies read, kept on approval and undone when the order ends.
+ADVANCE = """\
     try:
-        oid = rec["id"]
-        a = rec["asset"]
-        m = rec["market"]
-        side = rec["side"]
-        price = rec["price"]
-        size = rec["size"]
+        ts = rec["ts_event"]
     except KeyError:
-        raise S._bad_order(rec) from None
-    if type(price) not in NUMBER or type(size) not in NUMBER or type(oid) is not str or type(a) is not str or type(m) is not str:
-        raise S._bad_order(rec)
-    if side == "buy":
-        sgn = 1.0
-        same_open = BUY.get(a, 0.0)
-    elif side == "sell":
-        sgn = -1.0
-        same_open = SELL.get(a, 0.0)
-    else:
-        raise S._bad_order(rec)
-    now = {now}
-    pos = POS.get(a)
-    cur = pos.size if pos is not None else 0.0
-    red = cur * sgn < 0.0 and size + same_open <= abs(cur) + EPS
-    if a not in AM:
-        S._learn(m, a)
-    if not (0.0 < price < 1.0 and size > 0.0) or oid in OPEN or (KILL.engaged and not red):
-        return S._refuse(rec, oid, now, red)
-    if not S.day_start_us <= now < S.day_end_us:
-        S._roll_day(now)
-    v = None
+        ts = None
+    if type(ts) is int and ts > S.now:
+        S.now = ts"""
+
+RECORD_HANDLER = """\
+def on_record(rec):
+{advance}
+    kind = rec["type"]
+    if kind == "submit_order":
+        try:
+            oid = rec["id"]
+            a = rec["asset"]
+            m = rec["market"]
+            side = rec["side"]
+            price = rec["price"]
+            size = rec["size"]
+        except KeyError:
+            raise S._bad_order(rec) from None
+        if type(price) not in NUMBER or type(size) not in NUMBER or type(oid) is not str or type(a) is not str or type(m) is not str:
+            raise S._bad_order(rec)
+        if side == "buy":
+            sgn = 1.0
+            same_open = BUY.get(a, 0.0)
+        elif side == "sell":
+            sgn = -1.0
+            same_open = SELL.get(a, 0.0)
+        else:
+            raise S._bad_order(rec)
+        now = {now}
+        pos = POS.get(a)
+        cur = pos.size if pos is not None else 0.0
+        red = cur * sgn < 0.0 and size + same_open <= abs(cur) + EPS
+        if a not in AM:
+            S._learn(m, a)
+        if not (0.0 < price < 1.0 and size > 0.0) or oid in OPEN or (KILL.engaged and not red):
+            return S._refuse(rec, oid, now, red)
+        if not S.day_start_us <= now < S.day_end_us:
+            S._roll_day(now)
+        v = None
 {tests}
-    if v is not None:
-        return S._deny(rec, oid, now, v)
-    # approved: open until exec says otherwise
-    OPEN[oid] = (a, sgn, size, price, m)
-    if sgn > 0.0:
-        BUY[a] = same_open + size
-    else:
-        SELL[a] = same_open + size
+        if v is not None:
+            return S._deny(rec, oid, now, v)
+        # approved: open until exec says otherwise
+        OPEN[oid] = (a, sgn, size, price, m)
+        if sgn > 0.0:
+            BUY[a] = same_open + size
+        else:
+            SELL[a] = same_open + size
 {approve}
-    S.approved += 1
-    return (rec,)
+        S.approved += 1
+        return (rec,)
+    if kind == "order_canceled" or kind == "order_expired" or kind == "order_rejected":
+        oid = rec.get("id")
+        order = OPEN.pop(oid, None) if type(oid) is str else None
+        if order is not None:
+            a = order[0]
+            left = order[2]
+            if left > EPS:
+                book = BUY if order[1] > 0.0 else SELL
+                had = book[a]
+                rest = had - left
+                if rest <= EPS:
+                    rest = 0.0
+                book[a] = rest
+{release_open}
+{release}
+        return (rec,)
+    return HANDLERS[kind](rec)
 """
 
 
