@@ -217,13 +217,17 @@ class StrategyContext(Context):
         self.markets: dict[str, MarketState] = {}  # by asset (token id)
         self.assets_of: dict[str, list[str]] = {}  # market (condition id) -> assets seen
         self.counters = Counters()
-        # bumped whenever the working orders (pending or open: which, and how much is
-        # filled) or the positions change, so a strategy can cache what it derives from
-        # them until it moves; an order's acknowledgement or a canceled order's end does not
-        self.version = 0
+        # by market: bumped whenever its working orders (pending or open: which, and how
+        # much is filled) or positions change, so a strategy can cache what it derives
+        # from them until they move; an acknowledgement or a canceled order's end does not
+        self.versions: dict[str, int] = {}
 
     def now(self) -> int:
         return self.clock.now_us()
+
+    def changed(self, market: str) -> None:
+        """Note a change of the market's working orders or positions (see `versions`)."""
+        self.versions[market] = self.versions.get(market, 0) + 1
 
     def market(self, asset: str) -> MarketState:
         m = self.markets.get(asset)
@@ -428,7 +432,7 @@ class Strategy(Stage):
             rec["expire_at"] = expire_at
         self._out.append(rec)
         ctx.orders[oid] = OrderState(oid, m.market, asset, side, price, size, tif, now, tag=tag)
-        ctx.version += 1
+        ctx.changed(m.market)
         if now + self.ack_timeout_us < self._ack_due:
             self._ack_due = now + self.ack_timeout_us
         ctx.counters.submitted += 1
@@ -440,7 +444,7 @@ class Strategy(Stage):
         if o is None or o.status == "canceling":
             return False
         o.status = "canceling"
-        self.ctx.version += 1
+        self.ctx.changed(o.market)
         now = self.ctx.clock.now_us()
         rec: dict[str, Any] = {"type": "cancel_order", "ts_event": now, "ts_init": now, "id": order_id}
         if reason:
@@ -522,7 +526,7 @@ class Strategy(Stage):
             if o.status == "pending":
                 if o.ts_submit < limit:
                     del orders[o.id]
-                    self.ctx.version += 1
+                    self.ctx.changed(o.market)
                 elif o.ts_submit < oldest:
                     oldest = o.ts_submit
         self._ack_due = oldest + self.ack_timeout_us if oldest < _NEVER else _NEVER
@@ -542,7 +546,7 @@ class Strategy(Stage):
         ctx = self.ctx
         market = rec["market"]
         ctx.portfolio.resolve(market, rec["winning_asset"])
-        ctx.version += 1
+        ctx.changed(market)
         for asset in ctx.assets_of.get(market, ()):
             ctx.markets[asset].resolved = True
         for oid in [o.id for o in ctx.orders.values() if o.market == market]:
@@ -558,7 +562,7 @@ class Strategy(Stage):
         o = ctx.orders.get(oid)
         if o is None and not self._mine(oid):
             return
-        ctx.version += 1
+        ctx.changed(o.market if o is not None else rec.get("market", ""))
         if rec.get("settlement") == "failed":
             ctx.portfolio.reverse_fill(rec["asset"], rec["trade_id"])
             return
@@ -595,7 +599,7 @@ class Strategy(Stage):
                 elif o.status == "canceling" and "pending" not in reason:
                     o.status = "open"  # the cancel failed; the order still works
             if was_live != (o.live and oid in ctx.orders):
-                ctx.version += 1
+                ctx.changed(o.market)
         if t == "order_rejected":
             ctx.counters.rejected += 1
         elif t == "order_denied":

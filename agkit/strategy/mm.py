@@ -71,7 +71,7 @@ class _Book:
         self.dt = 0.0  # EWMA of seconds between changes
         self.last_quote = -(1 << 62)
         self.key: tuple[Any, ...] | None = None  # inputs of the last requote
-        self.live: list[OrderState] = []  # the market's working orders as of ctx.version live_version
+        self.live: list[OrderState] = []  # the market's working orders at ctx.versions[market] live_version
         self.live_version = -1
 
 
@@ -88,6 +88,7 @@ class MarketMaker(Strategy):
         self._primary: dict[str, str] = {}  # market -> the token quoted, once known
         self._alpha = 2.0 / (self.params.vol_window + 1)
         self._throttle_us = int(self.params.min_quote_interval_ms * 1000)
+        self._arrival_half = math.log1p(self.params.gamma / self.params.kappa) / self.params.gamma
 
     def primary(self, market: str) -> str | None:
         p = self.params.asset
@@ -132,7 +133,7 @@ class MarketMaker(Strategy):
             st.last_mid, st.last_ts = mid, now
         elif st.last_mid is None:
             st.last_mid, st.last_ts = mid, now
-        version = ctx.version
+        version = ctx.versions.get(market, 0)
         if st.live_version != version:  # orders or positions moved since we last looked
             st.live = [o for o in ctx.orders.values() if o.market == market and o.status != "canceling"]
             st.live_version = version
@@ -159,7 +160,7 @@ class MarketMaker(Strategy):
         var = st.dm2 / st.dt if st.dt > 0 else 0.0
         tau = p.horizon_s
         r = mid - q * p.gamma * var * tau
-        half = p.gamma * var * tau / 2.0 + math.log1p(p.gamma / p.kappa) / p.gamma
+        half = p.gamma * var * tau / 2.0 + self._arrival_half
         half = max(half, mid * p.target_spread_bps / 2e4, p.min_spread_ticks * tick / 2.0)
         half *= 1.0 + p.skew_factor * min(1.0, abs(inv) / p.max_position)
         bid = snap(r - half, tick, "down")

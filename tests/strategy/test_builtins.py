@@ -115,7 +115,7 @@ class _AlwaysRequote(MarketMaker):
 
 def test_mm_shortcut_sends_what_a_requote_on_every_book_sends() -> None:
     """Skipping the requote when book, volatility, orders and positions are unchanged
-    (ctx.version) must not change a single order, through the paper venue with latency.
+    (ctx.versions) must not change a single order, through the paper venue with latency.
     (The earlier shortcut, keyed on the mid but not the volatility, failed this.)"""
     from agkit.feed.sim import SimConfig, Simulator
 
@@ -131,22 +131,22 @@ def test_mm_shortcut_sends_what_a_requote_on_every_book_sends() -> None:
     assert fast == slow
 
 
-def test_ctx_version_moves_with_working_orders_and_positions() -> None:
+def test_ctx_versions_move_with_working_orders_and_positions() -> None:
     s = started(MarketMaker(quote_size=10))
     feed(s, pair(0.40, 0.46))
     ctx = s.ctx  # type: ignore[attr-defined]
     (oid, *_) = list(ctx.orders)
-    v = ctx.version
+    v = ctx.versions[MKT]
     feed(s, [event("order_accepted", oid)])
-    assert ctx.version == v  # acknowledged: still working, nothing to requote for
+    assert ctx.versions[MKT] == v  # acknowledged: still working, nothing to requote for
     feed(s, [fill(oid, YES, "buy", 0.40, 5.0)])
-    assert ctx.version > v
-    v = ctx.version
+    assert ctx.versions[MKT] > v
+    v = ctx.versions[MKT]
     s.cancel(oid)  # type: ignore[attr-defined]
-    assert ctx.version > v
-    v = ctx.version
+    assert ctx.versions[MKT] > v
+    v = ctx.versions[MKT]
     feed(s, [event("order_canceled", oid)])
-    assert ctx.version == v and oid not in ctx.orders  # it had stopped working at the cancel
+    assert ctx.versions[MKT] == v and oid not in ctx.orders  # it had stopped working at the cancel
 
 
 # -- bands --------------------------------------------------------------------------
