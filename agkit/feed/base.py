@@ -1,4 +1,5 @@
-"""What every feed source shares: output with back-pressure, `--record FILE`, metrics.
+"""What every feed source shares: output with back-pressure, `--record FILE`, metrics;
+and what the WebSocket feeds share (`LiveFeed`): the connection loop and its gaps.
 
 A feed is a `Stage` with `reads_input = False` whose `async run(ctx)` emits records.
 Sources can produce far faster than a pipe drains, so a feed must not grow its output

@@ -15,7 +15,9 @@ The same seed and options give the same stream, byte for byte (Python's Mersenne
 Twister and integer tick arithmetic; no wall clock, no hash randomisation).
 
 `Simulator(cfg).records()` yields record dicts: the library form used in process by
-`backtest` and `run`; `SimFeed` is the stage behind the command.
+`backtest` and `run`; `blocks()` yields the same stream as encoded lines (what the
+command writes: book lines are joined from level bytes cached per book side, since a
+step changes a side a little or not at all); `SimFeed` is the stage behind the command.
 """
 
 from __future__ import annotations

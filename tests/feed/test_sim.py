@@ -195,3 +195,22 @@ def test_merge_fifo_records_join_the_stream(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"seed": 5, "depth": 1, "max_records": 20000},
+        {"seed": 6, "depth": 2, "markets": 5, "max_records": 20000},
+        {"seed": 2, "markets": 4, "expiry_s": 3600, "event_rate": 3},  # tick changes, resolutions
+        {"seed": 9, "markets": 1, "expiry_s": 900, "depth": 3, "venue": 'v"x', "min_size": 1.5},
+        {"seed": 11, "duration_s": 100, "metrics_every_s": 2, "max_records": 2049},
+    ],
+)
+def test_encoded_blocks_are_the_records_as_orjson_writes_them(kw: dict[str, Any]) -> None:
+    """The command writes `blocks()` (book lines joined from cached level bytes); the library
+    gives `records()`. Same simulation, so the bytes must be orjson's encoding of the records."""
+    expected = [orjson.dumps(r) for r in sim_records(**kw)]
+    lines = [line for block in Simulator(SimConfig(**kw)).blocks() for line in block]
+    assert lines == expected
+    assert len(lines) == kw.get("max_records", len(lines))
