@@ -617,6 +617,7 @@ class RiskCheck(Stage):
             "ne": "    ne = abs(cur + sgn * size)",  # ... without
             "mid": "    mid = MIDS.get(a)",
             "ts": "    ts = BT.get(a)",
+            "pa": "    pa = PA.get(a, 0)",  # open orders on the asset
         }
         used: set[str] = set()
 
@@ -643,12 +644,13 @@ class RiskCheck(Stage):
                     tests.append(f"size < {float(p['min_size'])!r}")
                 cond = " or ".join(tests)
             elif t == "PriceBand":
-                cond = f"{use('mid')} is None or abs(price - mid) > {float(p['max_deviation']) + EPS!r}"
+                dev = float(p["max_deviation"]) + EPS
+                cond = f"{use('mid')} is None or not {-dev!r} <= price - mid <= {dev!r}"
             elif t == "OpenOrderLimit":
                 if p.get("max_orders") is not None:
                     tests.append(f"len(OPEN) >= {int(p['max_orders'])}")
                 if p.get("max_per_asset") is not None:
-                    tests.append(f"PA.get(a, 0) >= {int(p['max_per_asset'])}")
+                    tests.append(f"{use('pa')} >= {int(p['max_per_asset'])}")
                 cond = " or ".join(tests)
             elif t == "RateLimit":
                 ns[f"W{i}"] = self._rate_by_spec[id(spec)]
@@ -694,7 +696,7 @@ class RiskCheck(Stage):
         release_open: list[str] = []
         release: list[str] = []
         if self._count_per_asset:
-            approve.append("        PA[a] = PA.get(a, 0) + 1")
+            approve.append(f"        PA[a] = {'pa' if 'pa' in used else 'PA.get(a, 0)'} + 1")
             release.append("            n = PA[a] - 1\n            PA[a] = n if n > 0 else 0")
         if self._track_gross:
             approve.append("        MKI[AM[a]] += size")
