@@ -28,8 +28,9 @@ rejected, canceled, expired, denied), `on_resolved`, `on_timer`, `on_stop`.
 `ts_event` of the newest record, never the wall clock), positions (`ctx.portfolio`, an
 `agkit.portfolio.Portfolio` fed with this strategy's own fills), this strategy's open
 orders, and per-asset market state (best levels, tick size, min size, the complementary
-token of a binary market). Client order ids are `<prefix><n>` from a counter, so a run
-is deterministic.
+token of a binary market), and `ctx.versions[market]`, a counter that moves whenever
+that market's working orders or positions change (for caching what a strategy derives
+from them). Client order ids are `<prefix><n>` from a counter, so a run is deterministic.
 """
 
 from __future__ import annotations
