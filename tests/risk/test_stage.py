@@ -378,3 +378,74 @@ def test_incremental_gross_matches_recomputation() -> None:
         # the bound the fast path tests is never below the exact gross with open orders
         assert stage.mkt_incl.get(market, 0.0) >= stage._gross_other([market], "", True) - 1e-9
         assert stage.mkt_excl.get(market, 0.0) == pytest.approx(stage._gross_other([market], "", False))
+
+
+def test_market_and_event_limits_match_a_from_scratch_model() -> None:
+    """Near tight market and event limits, every decision equals one computed from
+    scratch (gross = this asset's new |position| + every other asset's, open orders
+    counted on their worse side), through orders, cancels and partial fills."""
+    import random
+
+    from agkit.stage import Context
+
+    markets = {"a1": "m1", "a2": "m1", "b1": "m2", "b2": "m2"}
+    p = "events:\n  ev: [m1, m2]\n" + pol(
+        "  - type: PositionLimit\n    name: Mkt\n    scope: market\n    max_size: 60\n"
+        "  - type: PositionLimit\n    name: Ev\n    event: ev\n    max_size: 100\n    include_open_orders: false\n"
+    )
+    stage = RiskCheck(parse_policy(p, "t.yaml"), metrics_interval_ms=0, signals=False, advance_clock=True)
+    stage.start(Context(EventClock(T0), lambda r: None, lambda m: None))
+    pos = dict.fromkeys(markets, 0.0)
+    buy = dict.fromkeys(markets, 0.0)
+    sell = dict.fromkeys(markets, 0.0)
+    live: dict[str, list[Any]] = {}  # id -> [asset, side, remaining, price]
+
+    def gross(x: str, with_open: bool) -> float:
+        return max(abs(pos[x] + buy[x]), abs(pos[x] - sell[x])) if with_open else abs(pos[x])
+
+    def expected(a: str, side: str, size: float) -> set[str]:
+        sgn = 1.0 if side == "buy" else -1.0
+        same = buy[a] if side == "buy" else sell[a]
+        if pos[a] * sgn < 0 and size + same <= abs(pos[a]) + 1e-9:
+            return set()  # reduces exposure: never refused by a position limit
+        out = set()
+        mkt = abs(pos[a] + sgn * (size + same)) + sum(gross(x, True) for x in markets if markets[x] == markets[a] and x != a)
+        if mkt > 60 + 1e-9:
+            out.add("Mkt")
+        if abs(pos[a] + sgn * size) + sum(gross(x, False) for x in markets if x != a) > 100 + 1e-9:
+            out.add("Ev")
+        return out
+
+    rnd = random.Random(11)
+    denied = approved = 0
+    for i in range(3000):
+        ts = T0 + i
+        op = rnd.random()
+        if op < 0.55 or not live:
+            a, side, size = rnd.choice(list(markets)), rnd.choice(["buy", "sell"]), float(rnd.randint(1, 25))
+            want = expected(a, side, size)
+            (res,) = stage.on_record(order(f"o{i}", side, 0.5, size, a, ts, markets[a]))
+            got = set() if res["type"] == "submit_order" else set(res.get("violations") or [res["policy"]])
+            assert got == want, (i, a, side, size, got, want)
+            if not got:
+                approved += 1
+                live[f"o{i}"] = [a, side, size, 0.5]
+                (buy if side == "buy" else sell)[a] += size
+            else:
+                denied += 1
+        elif op < 0.8:
+            oid = rnd.choice(sorted(live))
+            a, side, left, _ = live.pop(oid)
+            stage.on_record(event(rnd.choice(["order_canceled", "order_expired", "order_rejected"]), oid, ts))
+            (buy if side == "buy" else sell)[a] -= left
+        else:
+            oid = rnd.choice(sorted(live))
+            a, side, left, price = live[oid]
+            qty = float(rnd.randint(1, int(left)))
+            stage.on_record(fill(oid, side, price, qty, a, ts, markets[a], trade=f"t{i}"))
+            pos[a] += qty if side == "buy" else -qty
+            (buy if side == "buy" else sell)[a] -= qty
+            live[oid][2] -= qty
+            if live[oid][2] <= 1e-9:
+                del live[oid]
+    assert approved > 300 and denied > 300  # both sides of both limits were exercised
