@@ -83,9 +83,9 @@ class RiskCheck(Stage):
         self.book_ts: dict[str, int] = {}
         self.asset_market: dict[str, str] = {}
         self.market_assets: dict[str, set[str]] = {}
-        # open orders: id -> (asset, sgn, remaining, price, market)
+        # open orders: id -> (asset, sgn, remaining, market)
         # (tuples of atoms: the garbage collector stops tracking them, which matters with many open orders)
-        self.open: dict[str, tuple[str, float, float, float, str]] = {}
+        self.open: dict[str, tuple[str, float, float, str]] = {}
         self.open_buy: dict[str, float] = {}
         self.open_sell: dict[str, float] = {}
         self.open_n_asset: dict[str, int] = {}
@@ -376,7 +376,7 @@ class RiskCheck(Stage):
         if order is not None:
             left = order[2] - size
             self._reduce_open(order, size)
-            self.open[oid] = (order[0], order[1], left, order[3], order[4])
+            self.open[oid] = (order[0], order[1], left, order[3])
             if left <= EPS:
                 self._release(self.open.pop(oid))
         self._refresh(asset)
@@ -384,7 +384,7 @@ class RiskCheck(Stage):
             return [rec, *self._check_loss()]
         return (rec,)
 
-    def _reduce_open(self, order: tuple[str, float, float, float, str], size: float) -> None:
+    def _reduce_open(self, order: tuple[str, float, float, str], size: float) -> None:
         asset = order[0]
         book = self.open_buy if order[1] > 0 else self.open_sell
         had = book.get(asset, 0.0)
@@ -395,7 +395,7 @@ class RiskCheck(Stage):
         if self._track_gross:
             self.mkt_incl[self.asset_market[asset]] -= had - left
 
-    def _release(self, order: tuple[str, float, float, float, str]) -> None:
+    def _release(self, order: tuple[str, float, float, str]) -> None:
         """An order is no longer open (already popped from `open`): drop what it held."""
         if order[2] > EPS:
             self._reduce_open(order, order[2])
@@ -416,7 +416,7 @@ class RiskCheck(Stage):
             self._refresh(pos.asset)
             if self._track_gross:
                 self._sync_held(pos.asset)
-        for oid in [o for o, v in self.open.items() if v[4] == market]:
+        for oid in [o for o, v in self.open.items() if v[3] == market]:
             self._release(self.open.pop(oid))
         return [rec, *self._check_loss()] if self.loss_policies else (rec,)
 
@@ -886,7 +886,7 @@ def on_record(rec):
         if v is not None:
             return S._deny(rec, oid, now, v)
         # approved: open until exec says otherwise
-        OPEN[oid] = (a, sgn, size, price, m)
+        OPEN[oid] = (a, sgn, size, m)
         if sgn > 0.0:
             BUY[a] = same_open + size
         else:
