@@ -145,7 +145,7 @@ class _Market:
         "condition",
         "drift",
         "expiry_us",
-        "half_spread",
+        "half_units",
         "horizon",
         "ids_no",
         "ids_yes",
@@ -170,7 +170,7 @@ class _Market:
         self.p = _sigmoid(self.x)
         self.m = p0  # the market makers' estimate
         self.drift = rng.gauss(0.0, 0.15) / 3600.0  # logit units per second
-        self.half_spread = rng.choice((0.01, 0.015, 0.02))
+        self.half_units = rng.choice((0.01, 0.015, 0.02)) * UNIT  # the makers' half spread
         n = cfg.markets
         self.expiry_us = cfg.start_us + int(cfg.expiry_s * 1e6 * (index + 1) / n)
         self.horizon = max((self.expiry_us - cfg.start_us) / 1e6, 1.0)  # seconds, start to expiry
@@ -208,6 +208,8 @@ class Simulator:
             for tick in (COARSE, FINE)
         }
         self._vol_per_minute = cfg.volatility / 60.0
+        self._min_size = cfg.min_size
+        self._max_size = cfg.min_size * MAX_LEVEL_SIZE
 
     # -- the stream -----------------------------------------------------------------
 
@@ -422,7 +424,7 @@ class Simulator:
         """Makers re-centre on m: pull crossing levels, refill the top, jiggle sizes."""
         tick = mk.tick
         lo, hi = tick, UNIT - tick
-        half = mk.half_spread * UNIT
+        half = mk.half_units
         if half < tick:
             half = tick
         m_units = mk.m * UNIT
@@ -460,8 +462,7 @@ class Simulator:
             if len(side) > depth + 4:  # the far end thins out
                 for k in side.ranked()[depth + 4 :]:
                     del side[k]
-        min_size = self.cfg.min_size
-        max_size = min_size * MAX_LEVEL_SIZE
+        min_size, max_size = self._min_size, self._max_size
         getrandbits = rng.getrandbits
         for side in (bids, asks):  # a few makers resize
             if side and random_() < 0.6:
@@ -478,8 +479,9 @@ class Simulator:
                 side[k] = min_size if size < min_size else (max_size if size > max_size else size)
 
     def _size(self, level: int) -> float:
-        size = self.cfg.min_size * math.exp(self.rng.gauss(2.0 + 0.15 * level, 0.9))
-        return round(max(size, self.cfg.min_size), 2)
+        min_size = self._min_size
+        size = min_size * math.exp(self.rng.gauss(2.0 + 0.15 * level, 0.9))
+        return round(size if size > min_size else min_size, 2)
 
     def _books(self, mk: _Market, t: int) -> list[dict[str, Any]]:
         depth = self.cfg.depth
