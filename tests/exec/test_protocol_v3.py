@@ -16,7 +16,9 @@ from tests.fakes.clob import TEST_KEY, FakeClob
 from tests.venues.test_polymarket_venue import Harness, book, scenario
 
 
-@pytest.mark.parametrize(("version", "domain"), [("v2", "3"), ("V2", "3"), ("v1", "2"), (None, "2")])
+@pytest.mark.parametrize(
+    ("version", "domain"), [("v2", "3"), ("V2", "3"), ("v1", "2"), (None, "2")]
+)
 def test_market_version_chooses_the_exchange_domain(version: str | None, domain: str) -> None:
     async def body(fake: FakeClob, h: Harness) -> None:
         h.send(book())
