@@ -44,7 +44,10 @@ def stream(seed: int, n: int = 3000) -> list[dict[str, Any]]:
                 kw["post_only"] = True
             side = rng.choice(["buy", "sell"])
             px = (mid + rng.randint(-4, 4)) / 100
-            out.append(submit(ts, oid, side, px, float(rng.randint(5, 120)), asset=asset, **kw))
+            size = float(rng.randint(5, 120))
+            if tif in ("FOK", "FAK") and rng.random() < 0.5:  # a market order by amount
+                kw["amount"] = float(rng.randint(3, 40)) if side == "buy" else size
+            out.append(submit(ts, oid, side, px, size, asset=asset, **kw))
         elif roll < 0.97 and ids:
             out.append(cancel(ts, rng.choice(ids)))
         elif roll < 0.98:
@@ -89,6 +92,13 @@ def test_positions_equal_fills(seed: int, latency: int) -> None:
         assert f["fee"] >= 0 and (f["fee"] == 0) == (f["liquidity"] == "maker")
     for oid, total in filled.items():
         assert total <= sizes[oid] + 1e-9
+    # a market BUY never spends more than its amount
+    amounts = {r["id"]: r["amount"] for r in out if r["type"] == "submit_order" and "amount" in r}
+    spent: dict[str, float] = defaultdict(float)
+    for f in fills:
+        if f["id"] in amounts and f["side"] == "buy":
+            spent[f["id"]] += f["price"] * f["size"]
+    assert spent and all(v <= amounts[oid] + 1e-9 for oid, v in spent.items())
     ends: dict[str, int] = defaultdict(int)
     for r in out:
         if r["type"] in ("order_canceled", "order_expired") or (
