@@ -599,8 +599,9 @@ class RiskCheck(Stage):
     # -- the generated record handler ----------------------------------------------------
 
     def _generate(self, compiled: list[tuple[PolicySpec, Check]]) -> Callable[[dict[str, Any]], Out]:
-        """The submit_order handler (ORDER_HANDLER) with every policy's cheap pass test
-        inlined, in policy order, and only the bookkeeping these policies need.
+        """on_record (RECORD_HANDLER) with every policy's cheap pass test inlined into
+        the submit_order branch, in policy order, and only the bookkeeping these
+        policies read, kept on approval and undone in the branch for an order's end.
 
         Each policy's closure (above) is the single source of truth: it runs only when
         the inline test says the order may violate it, and returns the message (or None
