@@ -11,6 +11,11 @@ of them are forwarded unchanged, and exec's own events (`order_accepted`,
 through untouched. Event time is the largest `ts_event` seen; before each record the
 venue fires what was due until then (latency, expiry).
 
+An `order_denied` from risk-check ends an order exec never saw. Exec sends it on as its
+own record, so with `--feedback` (or in a Chain) it goes around the loop like exec's
+order events and the strategy learns that the order is not working; downstream still
+sees it once.
+
 Reports an asynchronous venue makes outside `on_record` (HTTP answers, WebSocket
 fills) are emitted at once with `ctx.emit`.
 """
@@ -33,7 +38,7 @@ MARKET = frozenset({"book", "trade", "tick_size_changed", "market_resolved", "fe
 
 class ExecStage(Stage):
     name = "exec"
-    consumes = COMMANDS | MARKET
+    consumes = COMMANDS | MARKET | {"order_denied"}
 
     def __init__(self, venue: Venue, portfolio: Portfolio | None = None) -> None:
         self.venue = venue
@@ -63,6 +68,8 @@ class ExecStage(Stage):
         return self._take()
 
     def on_record(self, rec: dict[str, Any]) -> Out:
+        if rec["type"] == "order_denied":
+            return (dict(rec),)  # a copy is exec's own record: it goes around the loop
         ts = rec.get("ts_event")
         oms = self.oms
         self._sync = True

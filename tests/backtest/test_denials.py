@@ -49,11 +49,6 @@ def _saw_its_denials(recs: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs agkit/runner.py to send the order_denied records the feedback stage "
-    "forwards around the loop too (PipeRunner and Chain): the change is in issue #6's report",
-)
 def test_denials_come_back_the_same_in_a_pipe_and_in_backtest(tmp_path: Path) -> None:
     data = tmp_path / "day.ndjson"
     sim = run_agkit("feed", "sim", "--seed", "5", "--markets", "2", "--max-records", "4000")
