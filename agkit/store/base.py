@@ -5,6 +5,7 @@ PostgreSQL backend can translate it to psycopg's `%s` mechanically."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import re
 import sys
@@ -105,6 +106,11 @@ class Store:
 
     def analyze(self, name: str) -> None:
         """Refresh planner statistics of a scratch table (where the backend needs it)."""
+
+    @contextlib.contextmanager
+    def bulk_session(self) -> Iterator[None]:
+        """Session settings for large set-based statements (rollups), undone afterwards."""
+        yield
 
     def rollup_lock(self, wait: bool) -> AbstractContextManager[bool]:
         """An exclusive lock across processes for rollup; yields False if not acquired."""
