@@ -1,24 +1,28 @@
 """`store ingest` as a stage: a sink, or a pass-through with --tee.
 
 Rows are batched by size and by time (a Timer flushes a partial batch), one
-transaction per batch. On PostgreSQL a full batch goes to one writer thread while the
-next one fills, so the server inserts while Python decodes (waiting on the server
-releases the GIL); a flush first waits for the previous write, so at most two batches
-exist. SQLite writes in the stage's own thread: its per-row GIL hand-offs would make a
-writer thread slower, not faster. Either way, while the database is busy the runner
-stops reading stdin (back-pressure, never unbounded memory). `stop()` (EOF, SIGTERM, SIGINT, a closed
-stdout) commits what was received.
+transaction per batch. The database writes one batch while the stage decodes the next:
+on PostgreSQL in a writer thread (waiting on the server releases the GIL), on SQLite in
+a child process started at the first full batch (agkit.store.writer; SQLite holds the
+GIL while it binds rows, so a thread would not overlap). A flush first waits for the
+previous write, so at most two batches exist: while the database is busy the runner
+stops reading stdin (back-pressure, never unbounded memory). `stop()` (EOF, SIGTERM,
+SIGINT, a closed stdout) commits what was received.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agkit.errors import AgkitError
 from agkit.stage import Context, Out, Stage, Timer
 from agkit.store.base import Batch, Store
+from agkit.store.sqlite import SqliteStore
+from agkit.store.writer import ChildWriter
 
 
 class IngestStage(Stage):
@@ -49,7 +53,9 @@ class IngestStage(Stage):
         self._last_report = self._started
         self._own_store = store is None
         self._writer: ThreadPoolExecutor | None = None
-        self._writing: Future[int] | None = None
+        self._child: ChildWriter | None = None
+        self._use_child = False
+        self._pending: Callable[[], int] | None = None  # the result of the write in flight
 
     def start(self, ctx: Context) -> Out:
         self.ctx = ctx
@@ -60,6 +66,8 @@ class IngestStage(Stage):
         self.store.log = ctx.log  # type: ignore[method-assign]
         if self.store.overlapped_writes:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        store = self.store
+        self._use_child = self._own_store and isinstance(store, SqliteStore) and store.path != ":memory:"
         return None
 
     def on_record(self, rec: dict[str, Any]) -> Out:
@@ -80,19 +88,22 @@ class IngestStage(Stage):
 
     def flush(self) -> None:
         """Hand the batch to the writer (after the previous write has committed)."""
-        if not self.batch.n or self.store is None:
+        store = self.store
+        if not self.batch.n or store is None:
             return
         self.wait()
-        if self._writer is not None:
-            self._writing = self._writer.submit(self.store.write_batch, self.batch)
+        batch, self.batch = self.batch, Batch()
+        if self._child is None and self._use_child and batch.n >= self.batch_size:
+            assert isinstance(store, SqliteStore)
+            self._child = ChildWriter(store.path)  # a full batch: a stream worth a second process
+        if self._child is not None:
+            self._child.send(batch)
+            self._pending = self._child.result
+        elif self._writer is not None:
+            self._pending = self._writer.submit(store.write_batch, batch).result
         else:
-            self._writing = Future()
-            try:
-                self._writing.set_result(self.store.write_batch(self.batch))
-            except Exception as exc:
-                self._writing.set_exception(exc)
+            self._pending = functools.partial(store.write_batch, batch)
             self.wait()
-        self.batch = Batch()
         if self.progress:
             now = time.monotonic()
             if now - self._last_report >= 2.0:
@@ -101,11 +112,11 @@ class IngestStage(Stage):
 
     def wait(self) -> None:
         """Wait for the batch being written; its failure is ours (a clear message, exit 1)."""
-        writing, self._writing = self._writing, None
-        if writing is None:
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
         try:
-            self.new_rows += writing.result()
+            self.new_rows += pending()
         except AgkitError:
             raise
         except Exception as exc:  # the database refused the batch
@@ -119,6 +130,8 @@ class IngestStage(Stage):
         finally:
             if self._writer is not None:
                 self._writer.shutdown()
+            if self._child is not None:
+                self._child.close()
             if self.store is not None and self._own_store:
                 self.store.close()
         if self.progress:

@@ -190,6 +190,30 @@ def test_signal_commits_what_was_received(db: str, sig: int, status: int) -> Non
     assert sum(counts(db)[t.name] for t in RECORD_TABLES) == 300
 
 
+def test_sqlite_writer_process_survives_a_ctrl_c_to_the_group(tmp_path: Path) -> None:
+    """Full batches go to a writer child process; SIGINT to the whole process group (a
+    Ctrl-C in a terminal) ends the stage, which still commits everything it received."""
+    db = f"sqlite:///{tmp_path / 'ctrl_c.db'}"
+    recs = mixed(2000)
+    proc = popen_agkit("store", "ingest", "--tee", "--db", db, "--flush-ms", "3600000", "--batch-size", "150",
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       start_new_session=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(ndjson(recs))
+    proc.stdin.flush()
+    for _ in recs:
+        assert proc.stdout.readline()
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, "no writer process after full batches"
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert sum(counts(db)[t.name] for t in RECORD_TABLES) == 2000
+    assert run_agkit("store", "export", "--db", db).stdout == ndjson(recs)
+
+
 def test_time_flush_commits_while_input_is_idle(db: str) -> None:
     proc = popen_agkit("store", "ingest", "--db", db, "--flush-ms", "50", "--batch-size", "100000",
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

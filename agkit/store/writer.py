@@ -1,0 +1,109 @@
+"""A child process that writes SQLite batches for `store ingest`.
+
+SQLite does its work while holding the GIL for every row it binds, so a writer thread
+cannot overlap with decoding. A second process can: the stage pickles each full batch
+down a pipe, the child writes it in one transaction and answers with the number of new
+rows, while the stage decodes the next batch. One batch is in flight at a time, so
+memory stays bounded and back-pressure still reaches stdin.
+
+The child ignores SIGINT and SIGTERM (a Ctrl-C or a `kill` of the process group must
+not lose the batch it is writing): it ends when its input closes, after committing what
+it received, so a SIGKILLed stage loses nothing the child had already been sent.
+
+    frame in:  8-byte length, pickle of (rows by table, n)
+    frame out: 8-byte signed count of new rows; -1 then an error message frame
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+from typing import IO
+
+from agkit.errors import AgkitError
+from agkit.store.base import Batch
+
+_LEN = struct.Struct("<q")
+
+
+class ChildWriter:
+    """The stage's side: send a batch, then collect its result before the next one."""
+
+    def __init__(self, path: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agkit.store.writer", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        self.pending = False
+
+    def send(self, batch: Batch) -> None:
+        payload = pickle.dumps((batch.rows, batch.n), protocol=pickle.HIGHEST_PROTOCOL)
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(_LEN.pack(len(payload)) + payload)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise AgkitError(f"the SQLite writer process ended ({self._why()})") from None
+        self.pending = True
+
+    def result(self) -> int:
+        """New rows of the batch sent last (raises the child's error)."""
+        assert self.proc.stdout is not None
+        self.pending = False
+        n = _read_int(self.proc.stdout)
+        if n is None:
+            raise AgkitError(f"the SQLite writer process ended ({self._why()})")
+        if n < 0:
+            size = _read_int(self.proc.stdout) or 0
+            raise AgkitError(self.proc.stdout.read(size).decode(errors="replace"))
+        return n
+
+    def close(self) -> None:
+        """End of input: the child exits once everything sent is committed."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+    def _why(self) -> str:
+        code = self.proc.poll()
+        return "still running" if code is None else f"exit status {code}"
+
+
+def _read_int(stream: IO[bytes]) -> int | None:
+    head = stream.read(_LEN.size)
+    if len(head) < _LEN.size:
+        return None
+    (value,) = _LEN.unpack(head)
+    return int(value)
+
+
+def main(path: str) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from agkit.store.sqlite import SqliteStore
+
+    store = SqliteStore(path, create=False)
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        while (size := _read_int(inp)) is not None:
+            rows, n = pickle.loads(inp.read(size))
+            try:
+                new = store.write_batch(Batch(rows, n))
+            except Exception as exc:
+                message = f"cannot write to the store: {type(exc).__name__}: {exc}".encode()
+                out.write(_LEN.pack(-1) + _LEN.pack(len(message)) + message)
+                out.flush()
+                return 1
+            out.write(_LEN.pack(new))
+            out.flush()
+    except BrokenPipeError:  # the stage is gone: what was committed stays
+        pass
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1]))
