@@ -93,15 +93,16 @@ class _Side(dict[int, float]):
     price 1 - p, same size). Most steps change a side a little or not at all, so a book line
     is mostly cached bytes instead of lists rebuilt, sorted and encoded on every step."""
 
-    __slots__ = ("_ranked", "_top", "descending", "no_json", "yes_json")
+    __slots__ = ("_ranked", "_top", "depth", "descending", "no_json", "yes_json")
 
-    def __init__(self, descending: bool) -> None:
+    def __init__(self, descending: bool, depth: int) -> None:
         super().__init__()
         self.descending = descending  # bids: the best price is the highest
+        self.depth = depth  # levels in a book record
         self.yes_json: dict[int, bytes] = {}  # price -> the level as JSON, "[0.42,120.5]"
         self.no_json: dict[int, bytes] = {}  # the same level in the NO book, "[0.58,120.5]"
         self._ranked: list[int] | None = None
-        self._top: tuple[int, bytes, bytes] | None = None
+        self._top: tuple[bytes, bytes] | None = None
 
     def __setitem__(self, k: int, size: float, /) -> None:
         if k not in self:  # a new price: the ranking changes too
@@ -118,24 +119,24 @@ class _Side(dict[int, float]):
         del self.no_json[k]
         self._ranked = self._top = None
 
+    # Hot callers read the caches first (`side._ranked or side.ranked()`): no call when valid.
+
     def ranked(self) -> list[int]:
-        """The prices, best first (hot callers read `_ranked` first: `side._ranked or side.ranked()`)."""
+        """The prices, best first."""
         if self._ranked is None:
             self._ranked = sorted(self, reverse=self.descending)
         return self._ranked
 
-    def top_json(self, depth: int) -> tuple[bytes, bytes]:
+    def top_json(self) -> tuple[bytes, bytes]:
         """The best `depth` levels, comma-separated JSON: as YES levels, as NO levels."""
-        top = self._top
-        if top is None or top[0] != depth:
-            keys = self.ranked()[:depth]
+        if self._top is None:
+            keys = self.ranked()[: self.depth]
             if len(keys) > 1:  # itemgetter of one key gives the item, not a 1-tuple
                 get = itemgetter(*keys)
-                top = (depth, b",".join(get(self.yes_json)), b",".join(get(self.no_json)))
+                self._top = (b",".join(get(self.yes_json)), b",".join(get(self.no_json)))
             else:
-                top = (depth, b"".join([self.yes_json[k] for k in keys]), b"".join([self.no_json[k] for k in keys]))
-            self._top = top
-        return top[1], top[2]
+                self._top = (b"".join([self.yes_json[k] for k in keys]), b"".join([self.no_json[k] for k in keys]))
+        return self._top
 
 
 class _Market:
@@ -176,8 +177,8 @@ class _Market:
         self.horizon = max((self.expiry_us - cfg.start_us) / 1e6, 1.0)  # seconds, start to expiry
         self.last_us = cfg.start_us
         self.tick = COARSE
-        self.bids = _Side(descending=True)  # YES book: price units -> size
-        self.asks = _Side(descending=False)
+        self.bids = _Side(descending=True, depth=cfg.depth)  # YES book: price units -> size
+        self.asks = _Side(descending=False, depth=cfg.depth)
         self.resolved = False
         # the fixed middle of this market's book lines: venue, market, asset, up to the bids
         ids = b'"venue":%b,"market":%b,"asset":' % (orjson.dumps(cfg.venue), orjson.dumps(self.condition))
@@ -518,9 +519,9 @@ class Simulator:
 
     def _book_lines(self, mk: _Market, t: int) -> list[bytes]:
         """`_books` encoded: the same two records as JSON lines, from cached bytes."""
-        depth = self.cfg.depth
-        bids_yes, bids_no = mk.bids.top_json(depth)  # YES bids; mirrored, the NO asks
-        asks_yes, asks_no = mk.asks.top_json(depth)
+        bids, asks = mk.bids, mk.asks
+        bids_yes, bids_no = bids._top or bids.top_json()  # YES bids; mirrored, the NO asks
+        asks_yes, asks_no = asks._top or asks.top_json()
         head = b'{"type":"book","ts_event":%d,"ts_init":%d,' % (t, t)
         tail = self._book_tails[mk.tick]
         self.metrics.messages += 2
