@@ -4,11 +4,13 @@ It checks what the real venue checks: every L2 header (API key, passphrase, addr
 HMAC over timestamp + method + path + exact body), the L1 ClobAuth signature, the
 EIP-712 V2 signature of every order (recovering the signer under the market's exchange
 domain, standard or neg-risk, all four signature types), the owner, tick, lot precision,
-minimum size, post-only crossing, FOK fillability, duplicates, the documented query
+minimum size, the FOK/FAK amount precision (maker ≤ 2 decimals, taker ≤ 4, protocol §3.4),
+post-only crossing, FOK fillability, duplicates, the documented query
 parameters of the REST lists (unix-second `after`/`before`), and answers REST with the
 prefixed statuses (`ORDER_STATUS_LIVE`, `TRADE_STATUS_CONFIRMED`). It matches orders against
 resting liquidity, streams user-channel `order`/`trade` events, settles trades MATCHED ->
-CONFIRMED / FAILED, runs the heartbeat dead-man switch, and injects faults: 425, 429,
+CONFIRMED / FAILED (a FOK/FAK BUY spends its makerAmount: at better prices it gets more
+shares than its takerAmount, as the venue does), runs the heartbeat dead-man switch, and injects faults: 425, 429,
 500 (before or after processing), 503 modes, dropped responses and WebSocket disconnects.
 
 Use it from a running event loop:
@@ -26,7 +28,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -36,6 +38,7 @@ from agkit.venues.polymarket import signing as sg
 TEST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 TEST_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 SCALE = Decimal(1_000_000)
+BASE_UNIT = Decimal("0.000001")
 PAGE = 2  # small pages so the client's pagination is exercised
 # the documented query parameters of the REST lists (protocol §5.3); anything else is a client bug
 ORDERS_QUERY = frozenset({"id", "market", "asset_id", "next_cursor"})
@@ -75,10 +78,25 @@ class Order:
     status: str = "LIVE"
     created_at: int = field(default_factory=lambda: int(time.time()))
     associate_trades: list[str] = field(default_factory=list)
+    spend: Decimal | None = None  # a FOK/FAK BUY: the pUSD it spends (its makerAmount)
+    spent: Decimal = Decimal(0)
 
     @property
     def remaining(self) -> Decimal:
         return self.original_size - self.size_matched
+
+    @property
+    def unfilled(self) -> bool:
+        if self.spend is None:
+            return self.remaining > 0
+        return self.spend - self.spent >= self.price * BASE_UNIT  # what is left buys a base unit
+
+    def take(self, maker: Order) -> Decimal:
+        """Shares this taker takes from `maker`: BUYs that spend stop when the pUSD is out."""
+        if self.spend is None:
+            return min(maker.remaining, self.remaining)
+        affordable = ((self.spend - self.spent) / maker.price).quantize(BASE_UNIT, rounding=ROUND_FLOOR)
+        return min(maker.remaining, _plain(affordable))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +116,11 @@ class Order:
             "associate_trades": list(self.associate_trades),
             "created_at": self.created_at,
         }
+
+
+def _plain(x: Decimal) -> Decimal:
+    """Without trailing zeros, never in exponent form (30.000000 -> 30, 26.4150940 -> 26.415094)."""
+    return x.quantize(Decimal(1)) if x == x.to_integral_value() else x.normalize()
 
 
 def _d(text: str) -> Decimal:
@@ -380,6 +403,8 @@ class FakeClob:
         else:
             shares, notional = maker_amt / SCALE, taker_amt / SCALE
         price = notional / shares
+        if order_type in ("FOK", "FAK") and (maker_amt % 10_000 or taker_amt % 100):
+            return None, {"error": f"invalid amounts, the market {o['side'].lower()} orders maker amount supports a max accuracy of 2 decimals, taker amount a max of 4 decimals"}, 400
         if order_type in ("GTC", "GTD"):
             if shares != shares.quantize(Decimal("0.01")):
                 return None, {"error": f"order {order_hash} is invalid. Size ({shares.normalize()}) has more than 2 decimals"}, 400
@@ -398,10 +423,16 @@ class FakeClob:
         if post_only and order_type in ("FOK", "FAK"):
             return None, {"error": "INVALID_POST_ONLY_ORDER_TYPE"}, 400
         order = Order(order_hash, acc.api_key, o["maker"], m.condition_id, m.token_id, o["side"], price, shares, order_type, exp)
+        if order_type in ("FOK", "FAK") and o["side"] == "BUY":
+            order.spend = notional
         crossing = self._crossing(order)
         if post_only and crossing:
             return None, {"error": "invalid post-only order: order crosses book"}, 400
-        if order_type == "FOK" and sum(x.remaining for x in crossing) < shares:
+        if order.spend is not None:
+            short = sum(x.remaining * x.price for x in crossing) < order.spend
+        else:
+            short = sum(x.remaining for x in crossing) < shares
+        if order_type == "FOK" and short:
             return None, {"error": "order couldn't be fully filled. FOK orders are fully filled or killed."}, 400
         return order, None, 0
 
@@ -418,7 +449,7 @@ class FakeClob:
     def _place(self, acc: Account, order: Order) -> dict[str, Any]:
         self.orders[order.id] = order
         trade_ids = self._match(order)
-        if order.remaining > 0 and order.order_type in ("FAK", "FOK"):
+        if order.unfilled and order.order_type in ("FAK", "FOK"):
             order.status = "CANCELED"
             self._order_event(order, "CANCELLATION")
         elif order.remaining > 0:
@@ -440,11 +471,13 @@ class FakeClob:
     def _match(self, taker: Order) -> list[str]:
         ids = []
         for maker in self._crossing(taker):
-            if taker.remaining <= 0:
+            qty = taker.take(maker)
+            if qty <= 0:
                 break
-            qty = min(maker.remaining, taker.remaining)
             maker.size_matched += qty
             taker.size_matched += qty
+            if taker.spend is not None:
+                taker.spent += qty * maker.price
             if maker.remaining == 0:
                 maker.status = "MATCHED"
             tid = str(uuid.uuid4())

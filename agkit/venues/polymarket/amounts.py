@@ -10,7 +10,9 @@ Two layers:
   refused with the venue's own wording, before anything is signed.
 - `limit_amounts` / `market_amounts` reproduce the official SDKs' rounding bit for bit
   (the vectors `amounts-limit-*`, `amounts-market-*` pass); they truncate sizes to 2 dp as the
-  SDKs do, which is why `validate_order` runs first in the venue.
+  SDKs do, which is why `validate_order` runs first in the venue. `market_order_amounts` is
+  what the venue signs for a market order: the SDK's amounts within the server's FOK/FAK
+  precision.
 """
 
 from __future__ import annotations
@@ -204,6 +206,19 @@ def market_amounts(side: Side, amount: Any, price: Any, tick: Any) -> tuple[int,
     else:
         raise AmountError(f"side must be BUY or SELL, not {side!r}")
     return to_base_units(maker), to_base_units(taker)
+
+
+# The server's FOK/FAK precision rule (protocol §3.4 "Server caveat"): maker ≤ 2 decimals,
+# taker ≤ 4. The SDK's taker for ticks 0.001/0.0001 has 5-6; we round it down to 4.
+MARKET_TAKER_DECIMALS = 4
+
+
+def market_order_amounts(side: Side, amount: Any, price: Any, tick: Any) -> tuple[int, int]:
+    """`market_amounts` with the taker amount rounded down to the server's 4 decimals
+    (for a BUY that asks fewer shares, for a SELL less pUSD: never a stricter limit)."""
+    maker, taker = market_amounts(side, amount, price, tick)
+    unit = 10 ** (TOKEN_DECIMALS - MARKET_TAKER_DECIMALS)
+    return maker, taker - taker % unit
 
 
 def market_price(side: Side, levels: list[Any], amount: Any, order_type: str = "FOK") -> Decimal:

@@ -1,12 +1,14 @@
 """From an agkit order (exact Decimals) to a signed CLOB V2 order, with the local gate.
 
-`OrderBuilder.build` validates price and size the way the venue does (the venue's
-wording, before anything is signed), computes makerAmount/takerAmount exactly,
-chooses the exchange domain per market (standard or neg-risk) and signs."""
+`OrderBuilder.build` (limit orders) and `build_market` (FOK/FAK by amount) validate price
+and size the way the venue does (the venue's wording, before anything is signed),
+compute makerAmount/takerAmount exactly, choose the exchange domain per market
+(standard or neg-risk) and sign."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from agkit.venues.polymarket import amounts as am
@@ -69,6 +71,60 @@ class OrderBuilder:
         p = am.validate_price(price, tick)
         s = am.validate_size(size, min_size or 0)
         maker_amt, taker_amt = am.limit_amounts(side_u, p, s, tick)  # type: ignore[arg-type]
+        return self._sign(token_id, side_u, maker_amt, taker_amt, neg_risk, expiration, salt, timestamp_ms, domain_version)
+
+    def build_market(
+        self,
+        token_id: str,
+        side: str,
+        amount: Any,
+        price: Any,
+        tick: Any,
+        *,
+        max_shares: Any = None,
+        neg_risk: bool = False,
+        min_size: Any = None,
+        salt: int | None = None,
+        timestamp_ms: int | None = None,
+        domain_version: str | None = None,
+    ) -> sg.SignedOrder:
+        """A signed market order (FOK/FAK): a BUY spends `amount` pUSD, a SELL sells `amount`
+        shares, `price` is the worst price (protocol §3.4). AmountError (venue wording) when
+        the venue would refuse it, or when a BUY would get more than `max_shares` even at
+        its worst price."""
+        side_u = side.upper()
+        t = am.dec(tick)
+        p = am.round_down(am.dec(price), am.rounding_for(t).price)
+        if p < t or p > 1 - t:
+            raise am.AmountError(f"price ({am.fmt(p)}), min: {am.fmt(t)} - max: {am.fmt(1 - t)}", "INVALID_ORDER_MIN_TICK_SIZE")
+        if side_u == "SELL":
+            am.validate_size(amount, min_size or 0)
+        maker_amt, taker_amt = am.market_order_amounts(side_u, amount, p, t)  # type: ignore[arg-type]
+        if maker_amt <= 0 or taker_amt <= 0:
+            raise am.AmountError(f"amount ({am.fmt(am.dec(amount))}) too small for a market order", "INVALID_ORDER_MIN_SIZE")
+        if side_u == "BUY":
+            shares = Decimal(taker_amt).scaleb(-am.TOKEN_DECIMALS)  # the fewest it buys
+            least = am.dec(min_size) if min_size is not None else Decimal(0)
+            if shares < least:
+                raise am.AmountError(f"Size ({am.fmt(shares)}) lower than the minimum: {am.fmt(least)}", "INVALID_ORDER_MIN_SIZE")
+            if max_shares is not None and shares > am.dec(max_shares):
+                raise am.AmountError(
+                    f"market order: {am.fmt(am.dec(amount))} pUSD buys at least {am.fmt(shares)} shares at {am.fmt(p)}, more than size {am.fmt(am.dec(max_shares))}"
+                )
+        return self._sign(token_id, side_u, maker_amt, taker_amt, neg_risk, 0, salt, timestamp_ms, domain_version)
+
+    def _sign(
+        self,
+        token_id: str,
+        side_u: str,
+        maker_amt: int,
+        taker_amt: int,
+        neg_risk: bool,
+        expiration: int,
+        salt: int | None,
+        timestamp_ms: int | None,
+        domain_version: str | None,
+    ) -> sg.SignedOrder:
         order = sg.OrderV2(
             salt=sg.new_salt() if salt is None else salt,
             maker=self.maker,

@@ -12,7 +12,9 @@ nothing is sent, nothing is pretended to rest. With `--live`:
   venue `Canceled`/`Expired`. Open orders the journal does not know (placed by another
   tool) are restored with the size already matched; their earlier trades are not ours.
 - submit: the local gate (tick, lot, minimum, expiry, post-only) rejects with the
-  venue's wording before signing; orders arriving together go out as one POST /orders
+  venue's wording before signing; a market order (`amount`, FOK/FAK) gets its worst
+  price from the latest book exec has seen, as the official SDKs compute it (FOK
+  without the depth: "no match", nothing is sent), never worse than the record's price; orders arriving together go out as one POST /orders
   (≤ 15). The order hash is known before sending, so a lost reply is resolved by looking
   the order up, never by sending a second order (client.py). Fills that arrive on the
   user channel before the HTTP answer wait for the acceptance.
@@ -92,6 +94,7 @@ class _Entry:
     held: list[VenueEvent] = field(default_factory=list)  # fills that beat the acceptance
     done: asyncio.Future[None] | None = None  # resolved once Accepted/Rejected was reported
     restored_id: str | None = None  # the venue's id of an order found by reconciliation
+    trades: set[str] | None = None  # a matched market BUY's trades: it ends once all are reported
     sent: bool = False  # handed to the HTTP client
     since: int = 0  # unix s when sent or restored: its trades are not older
 
@@ -118,6 +121,7 @@ def _ts_us(value: Any, default: int) -> int:
 class PolymarketVenue(Venue):
     name: ClassVar[str] = "polymarket"
     live: ClassVar[bool] = True  # a real venue; this instance sends only with live=True
+    amount_orders: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -160,6 +164,7 @@ class PolymarketVenue(Venue):
         self._ticks: dict[str, Any] = {}
         self._mins: dict[str, Any] = {}
         self._neg: dict[str, bool] = {}
+        self._books: dict[str, dict[str, Any]] = {}  # asset -> latest book record (market orders)
         self._lookups: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._mode: tuple[str, str, float] | None = None  # (mode, venue message, until monotonic)
         self._queue: list[_Entry] = []
@@ -279,6 +284,7 @@ class PolymarketVenue(Venue):
         if not isinstance(asset, str):
             return
         if rtype == "book":
+            self._books[asset] = rec
             if rec.get("tick_size"):
                 self._ticks[asset] = rec["tick_size"]
             if rec.get("min_size") is not None:
@@ -404,19 +410,16 @@ class PolymarketVenue(Venue):
         if blocked:
             self._reject(entry, blocked)
             return
+        # Protocol V2 markets (Gamma version "v2") trade on ExchangeV3, domain "3"
+        domain = "3" if str(req.extra.get("market_version", "")).lower() == "v2" else None
         try:
-            entry.signed = self.builder.build(
-                req.asset,
-                req.side.upper(),
-                req.price,
-                req.size,
-                tick,
-                neg_risk=neg,
-                min_size=min_size,
-                expiration=expiration,
-                # Protocol V2 markets (Gamma version "v2") trade on ExchangeV3, domain "3"
-                domain_version="3" if str(req.extra.get("market_version", "")).lower() == "v2" else None,
-            )
+            if req.amount is not None:
+                entry.signed = self._build_market(req, tick, neg, min_size, domain)
+            else:
+                entry.signed = self.builder.build(
+                    req.asset, req.side.upper(), req.price, req.size, tick,
+                    neg_risk=neg, min_size=min_size, expiration=expiration, domain_version=domain,
+                )
         except am.AmountError as exc:
             self._reject(entry, str(exc))
             return
@@ -429,6 +432,24 @@ class PolymarketVenue(Venue):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+
+    def _build_market(self, req: OrderRequest, tick: Any, neg: bool, min_size: Any, domain: str | None) -> SignedOrder:
+        """A market order, its worst price from the latest book as the official SDKs compute
+        it (walk the other side until `amount` is covered; FAK short of depth: the worst
+        level), never worse than the record's price."""
+        assert self.builder is not None and req.amount is not None
+        buy = req.side == "buy"
+        book = self._books.get(req.asset)
+        levels = (book.get("asks") if buy else book.get("bids")) if book else None
+        try:
+            worst = am.market_price("BUY" if buy else "SELL", levels or [], req.amount, req.tif)
+        except (am.AmountError, TypeError, IndexError, KeyError) as exc:
+            raise am.AmountError(f"market order not built: {exc}") from None
+        price = min(worst, req.price) if buy else max(worst, req.price)
+        return self.builder.build_market(
+            req.asset, req.side.upper(), req.amount, price, tick,
+            max_shares=req.size if buy else None, neg_risk=neg, min_size=min_size, domain_version=domain,
+        )
 
     def _print_dry_run(self, entry: _Entry) -> None:
         assert entry.signed is not None
@@ -522,6 +543,18 @@ class PolymarketVenue(Venue):
         if status == "UNMATCHED" and e.req.tif in ("FAK", "FOK") and not e.terminal:
             e.terminal = True
             self._emit(Canceled(e.req.id, self._now(), "unmatched: no liquidity within the limit price"))
+        elif status == "MATCHED" and e.req.amount is not None and e.req.side == "buy":
+            # its shares are not known in advance (the venue spends the amount): the
+            # answer's trade ids say when every fill is in
+            e.trades = {str(t) for t in res.get("tradeIDs") or []}
+            self._end_spent(e)
+
+    def _end_spent(self, e: _Entry) -> None:
+        if e.trades is None or e.terminal or not e.acked:
+            return
+        if all((e.req.id, t) in self._fills for t in e.trades):
+            e.terminal = True
+            self._emit(Canceled(e.req.id, self._now(), "market order: amount spent"))
 
     async def _resolve_unknown(self, e: _Entry, why: str) -> None:
         """The venue may or may not have the order: look it up until we know."""
@@ -535,6 +568,9 @@ class PolymarketVenue(Venue):
                 continue
             if found is not None:
                 self._accept(e)
+                if e.req.amount is not None and e.req.side == "buy" and norm_status(found.get("status")) == "MATCHED":
+                    e.trades = {str(t) for t in found.get("associate_trades") or []}
+                    self._end_spent(e)
                 return
             self._reject(e, f"not received by the venue ({why})")
             return
@@ -713,6 +749,7 @@ class PolymarketVenue(Venue):
                 e.held.append(fill)
                 return
             self._emit_fill_event(e, fill)
+            self._end_spent(e)
             return
         if reported == "pending" and settlement != "pending":
             self._fills[key] = settlement
@@ -872,6 +909,8 @@ def _req_fields(r: OrderRequest) -> dict[str, Any]:
         d["post_only"] = True
     if r.expire_at is not None:
         d["expire_at"] = r.expire_at
+    if r.amount is not None:
+        d["amount"] = str(r.amount)
     return d
 
 
@@ -888,6 +927,7 @@ def _request_from_journal(h: str, d: dict[str, Any]) -> OrderRequest:
         tif=_TIFS.get(str(d.get("tif")), "GTC"),
         post_only=bool(d.get("post_only")),
         expire_at=d.get("expire_at"),
+        amount=Decimal(d["amount"]) if d.get("amount") is not None else None,
     )
 
 
