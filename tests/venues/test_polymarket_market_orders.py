@@ -125,3 +125,25 @@ def test_fok_buy_without_the_depth_is_refused_locally_and_nothing_is_sent() -> N
         assert ("POST", "/order") not in fake.requests and ("POST", "/orders") not in fake.requests
 
     scenario(body)
+
+
+def test_the_fake_refuses_the_sdks_five_decimal_taker_and_takes_the_rounded_one() -> None:
+    """Tick 0.001: the SDK's taker (1785.71428 shares) breaks the server's 4 decimals; the
+    venue's rounding down to 1785.7142 passes the same check."""
+    async def body(fake: FakeClob, h: Harness) -> None:
+        from agkit.venues.polymarket.client import ClobError
+
+        await h.until(lambda: fake.ws_connects == 1)
+        fake.markets[TOKEN].tick = Decimal("0.001")
+        fake.add_liquidity(TOKEN, "SELL", "0.056", "2000")
+        b, client = h.venue.builder, h.venue._client
+        assert b is not None and client is not None
+        sdk = am.market_amounts("BUY", 100, "0.056", "0.001")
+        ours = am.market_order_amounts("BUY", 100, "0.056", "0.001")
+        assert sdk != ours
+        with pytest.raises(ClobError, match="taker amount a max of 4 decimals"):
+            await client.post_order(b._sign(TOKEN, "BUY", *sdk, False, 0, None, None, None), "FOK")
+        res = await client.post_order(b._sign(TOKEN, "BUY", *ours, False, 0, None, None, None), "FOK")
+        assert res["success"] and res["status"] == "matched"
+
+    scenario(body)
