@@ -91,6 +91,7 @@ TRANSITIONS: dict[tuple[OrderState, str], OrderState] = {
 }
 
 _TIFS = ("GTC", "GTD", "FOK", "FAK")
+IMMEDIATE = frozenset({"FOK", "FAK"})
 _ENDINGS: dict[type, tuple[str, str, str]] = {
     Canceled: ("cancel", "canceled", "order_canceled"),
     Rejected: ("reject", "rejected", "order_rejected"),
@@ -303,13 +304,17 @@ class Oms:
             raise IllegalTransition(f"order {ev.id!r}: fill of size {ev.size!r}")
         if not order.acked:
             raise IllegalTransition(f"order {ev.id!r} filled before it was accepted")
-        size = to_decimal(ev.size)
-        filled = order.filled + size
-        if filled > order.request.size:
-            raise IllegalTransition(f"order {ev.id!r} overfilled: {filled} of {order.request.size}")
-        self._apply(order, "fill_complete" if filled == order.request.size else "fill")
-        order.filled = filled
         r = order.request
+        filled = order.filled + to_decimal(ev.size)
+        if filled > r.size:
+            if not (r.side == "buy" and r.tif in IMMEDIATE):
+                raise IllegalTransition(f"order {ev.id!r} overfilled: {filled} of {r.size}")
+            # the venue spends a FOK/FAK BUY's pUSD: better prices buy more shares than
+            # the order's size. Those shares are ours; losing the fill would be worse.
+            self._count("overfilled_buys")
+        if order.state is not S.FILLED:
+            self._apply(order, "fill_complete" if filled >= r.size else "fill")
+        order.filled = filled
         now = self.clock.now_us()
         rec = {
             "type": "order_filled",
@@ -468,7 +473,7 @@ class Oms:
         if amount is not None:  # a market order: pUSD to spend (BUY) / shares to sell (SELL)
             if isinstance(amount, bool) or not math.isfinite(amount) or amount <= 0:
                 raise ValueError(f"amount {amount!r} is not positive")
-            if tif not in ("FOK", "FAK"):
+            if tif not in IMMEDIATE:
                 raise ValueError(f"amount (a market order) is only for FOK/FAK orders, not {tif}")
             if not self.venue.amount_orders:  # never send it as a plain order of `size`
                 raise ValueError(f"venue {self.venue.name} does not take market orders by amount")

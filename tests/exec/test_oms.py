@@ -169,6 +169,22 @@ def test_illegal_reports(bad: VenueEvent) -> None:
     assert logs
 
 
+def test_immediate_buy_keeps_the_shares_the_venue_gave_beyond_its_size() -> None:
+    """The venue spends a FOK/FAK BUY's pUSD, so better asks give more shares than the
+    size: a real fill, applied and counted, never dropped as illegal."""
+    oms, venue, logs = make()
+    oms.submit(submit(1, "o", "buy", 0.5, 10, tif="FOK"))
+    venue.report(Accepted("o", "v-o", 2))
+    venue.report(fill("o", "t1", 8, price=0.48))
+    venue.report(fill("o", "t2", 3, price=0.49))
+    venue.report(fill("o", "t3", 0.5, price=0.49))
+    out = take(oms)
+    assert [r["size"] for r in out if r["type"] == "order_filled"] == [8, 3, 0.5]
+    assert oms.illegal == 0 and not logs
+    assert oms.orders["o"].state is S.FILLED and oms.orders["o"].filled == Decimal("11.5")
+    assert oms.portfolio.positions[A].size == 11.5
+
+
 def test_fill_before_accept_is_illegal() -> None:
     oms, venue, _ = make()
     oms.submit(submit(1, "o", "buy", 0.5, 10))
