@@ -154,7 +154,8 @@ def ingest(
     """Store every record read on stdin (a sink; with --tee a pass-through).
 
     Batches by size and time, one transaction per batch (SQLite in WAL mode;
-    PostgreSQL through COPY into a staging table then INSERT ... ON CONFLICT DO NOTHING).
+    PostgreSQL through COPY, with INSERT ... ON CONFLICT DO NOTHING for batches that
+    overlap stored data). A lost PostgreSQL connection is reopened and the batch retried.
     Every record has a natural or derived key, so re-ingesting a file or replaying after
     a crash never duplicates a row. EOF, SIGTERM and SIGINT commit what was received.
     Record types outside the vocabulary go to the generic `records` table.

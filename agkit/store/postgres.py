@@ -1,7 +1,9 @@
 """The PostgreSQL backend (psycopg 3).
 
-Ingest: each batch is COPYed into session-local staging tables, then moved with
-`INSERT ... SELECT ... ON CONFLICT DO NOTHING` in the same transaction (idempotent).
+Ingest: each batch is one transaction. New data is COPYed straight into the tables
+(inside a savepoint); when a key is already stored (a replay, a rerun after a crash) the
+savepoint is undone and the batch is COPYed into session-local staging tables, then moved
+with `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (idempotent either way).
 Record tables are range-partitioned by `ts_event` (one partition per UTC day, created
 on demand under an advisory lock) with BRIN indexes on time and sequence; when the
 `timescaledb` extension is available on the server when the store is created, they are
@@ -58,9 +60,11 @@ class PostgresStore(Store):
         self._hyper: bool | None = None
         self._insert: dict[str, str] = {}
         self._copy: dict[str, str] = {}
+        self._copy_direct: dict[str, str] = {}
         for table in RECORD_TABLES:
             cols = ", ".join(table.names)
             self._copy[table.name] = f"COPY agkit_stage_{table.name} (ord, {cols}) FROM STDIN"
+            self._copy_direct[table.name] = f"COPY {table.name} (seq, {cols}) FROM STDIN"
             self._insert[table.name] = (
                 f"INSERT INTO {table.name} (seq, {cols}) SELECT %s + ord, {cols} "
                 f"FROM agkit_stage_{table.name} ORDER BY ord ON CONFLICT DO NOTHING"
@@ -210,19 +214,34 @@ class PostgresStore(Store):
         self.log("agkit store: PostgreSQL connection re-established")
 
     def _write_once(self, batch: Batch) -> int:
-        self._ensure_staging()
+        import psycopg
+
         self._ensure_partitions(batch)
         conn = self.conn
-        new = 0
         with conn.transaction(), conn.cursor() as cur:
+            cur.execute("UPDATE agkit_meta SET value = value + %s WHERE key = 'seq' RETURNING value", (batch.n,))
+            (top,) = cur.fetchone() or (0,)
+            base = top - batch.n + 1
+            # New data (the usual case): COPY straight into the tables. A key already
+            # stored (a replay, a rerun after a crash) undoes that savepoint, and the batch
+            # goes through the staging tables and ON CONFLICT DO NOTHING instead.
+            try:
+                with conn.transaction():
+                    for table, rows in batch.rows.items():
+                        with cur.copy(self._copy_direct[table]) as copy:
+                            write = copy.write_row
+                            for row in rows:
+                                write((base + row[0], *row[1:]))
+                return batch.n
+            except psycopg.errors.UniqueViolation:
+                pass
+            self._ensure_staging()
+            new = 0
             for table, rows in batch.rows.items():
                 with cur.copy(self._copy[table]) as copy:
                     write = copy.write_row
                     for row in rows:
                         write(row)
-            cur.execute("UPDATE agkit_meta SET value = value + %s WHERE key = 'seq' RETURNING value", (batch.n,))
-            (top,) = cur.fetchone() or (0,)
-            base = top - batch.n + 1
             for table in batch.rows:
                 cur.execute(self._insert[table], (base,))
                 new += cur.rowcount
