@@ -318,13 +318,14 @@ class PipeRunner:
         on_record = self.stage.on_record
         consumes = self.stage.consumes
         consumed = self._consumed_types
+        sniff = consumed is None or bool(consumed)  # `agkit pass` consumes nothing
         out = self.out
         fb_tag = self.feedback_path
         base = src.lines.lineno
         name = src.lines.name
         run = 0  # index of the first line of the current run of forwarded lines
         for i, line in enumerate(lines):
-            rec = _decode_consumed(line, consumed, fb_tag)
+            rec = _decode_consumed(line, consumed, fb_tag) if sniff else None
             if rec is None:
                 try:
                     head = read_head(line)

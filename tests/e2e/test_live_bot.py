@@ -61,11 +61,16 @@ def launch(venue: FakePolymarket, tmp: Path, bots: list[Bot], name: str, prefix:
 
 
 def two_quotes(venue: FakePolymarket, bot: Bot) -> list[dict[str, Any]]:
-    """Wait for the market maker's two quotes to rest: a YES bid and a NO bid (the YES ask)."""
+    """Wait for the market maker's two quotes to rest: a YES bid and a NO bid (the YES ask),
+    both reported `order_accepted` in the bot's output (exec journals an acceptance before
+    the record leaves, so the record can trail the venue's state)."""
 
     def got() -> list[dict[str, Any]]:
         live = venue.live()
-        return live if {(o["asset_id"], o["side"]) for o in live} == {(YES, "BUY"), (NO, "BUY")} else []
+        if {(o["asset_id"], o["side"]) for o in live} != {(YES, "BUY"), (NO, "BUY")}:
+            return []
+        accepted = {r["venue_order_id"] for r in of(bot.records(), "order_accepted")}
+        return live if {o["id"] for o in live} <= accepted else []
 
     return wait_for(got, "a YES bid and a NO bid resting at the venue", bots=(bot,))
 
