@@ -83,6 +83,12 @@ class Context:
 
             self._emit(orjson.loads(line))
 
+    @property
+    def writes_raw(self) -> bool:
+        """Whether emit_raw writes the bytes as they are (a pipe) rather than decoding
+        them (a Chain): a source that can produce either should pick accordingly."""
+        return self._emit_raw is not None
+
     def backlog(self) -> int:
         """Bytes emitted but not yet taken by the reader of stdout."""
         return self._backlog() if self._backlog is not None else 0

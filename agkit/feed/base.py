@@ -47,8 +47,7 @@ class SourceStage(Stage):
 
     def start(self, ctx: Context) -> Out:
         self.ctx = ctx
-        # Context gives no public way to ask whether emit_raw writes bytes or decodes them
-        self.raw_output = getattr(ctx, "_emit_raw", None) is not None
+        self.raw_output = ctx.writes_raw
         if self.record_path:
             self._rec_file = open_record_file(self.record_path)
         return None
