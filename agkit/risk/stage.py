@@ -656,7 +656,13 @@ class RiskCheck(Stage):
             elif t == "RateLimit":
                 ns[f"W{i}"] = self._rate_by_spec[id(spec)]
                 cond = f"len(W{i}) >= {int(p['max_orders'])}"  # only then can trimming matter
-                approve.append(f"        W{i}.append(now)")
+                # the window keeps only the last window_ms of approvals: memory stays
+                # bounded by the order rate, however large max_orders is
+                approve.append(
+                    f"        W{i}.append(now)\n"
+                    f"        while W{i}[0] <= now - {int(p['window_ms']) * 1000}:\n"
+                    f"            W{i}.popleft()"
+                )
             elif t == "LossLimit":
                 cond = "not red and S.loss_breach is not None"
             elif t == "StaleData":

@@ -169,6 +169,16 @@ def test_rate_limit_uses_event_time() -> None:
     assert verdicts(run(p, recs)[0]) == {"a": "ok", "b": "ok", "c": "RateLimit", "d": "ok", "e": "RateLimit"}
 
 
+def test_rate_limit_window_holds_only_its_time_span() -> None:
+    """A generous max_orders must not turn the window into a log of every order."""
+    p = pol("  - type: RateLimit\n    max_orders: 1000000\n    window_ms: 100\n")
+    recs = [order(f"o{i}", ts=T0 + i * MS, size=1) for i in range(3000)]
+    out, stage = run(p, recs)
+    assert set(verdicts(out).values()) == {"ok"}
+    (window,) = stage._rate_by_spec.values()
+    assert len(window) == 100  # the approvals of the last 100 ms, one per ms
+
+
 def test_stale_data_uses_event_time() -> None:
     p = pol("  - type: StaleData\n    max_age_ms: 500\n")
     recs = [
