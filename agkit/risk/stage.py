@@ -47,6 +47,9 @@ class RiskCheck(Stage):
     # generated per policy set in __init__ (see _generate): an attribute holding a plain
     # function, so a record costs the runner's call and nothing more
     on_record: Callable[[dict[str, Any]], Out]  # type: ignore[assignment]
+    # False: every policy's closure decides every order, no inline pass test (the
+    # reference the tests compare the generated fast path with)
+    prefilter = True
     consumes = frozenset(
         {
             "submit_order",
@@ -696,6 +699,8 @@ class RiskCheck(Stage):
                     tests.append(f"a == {p['asset']!r}")
                 cond = " and ".join(tests)
             else:
+                cond = "True"
+            if not self.prefilter:
                 cond = "True"
             body.append(f"    if {cond}:")
             body.append("        " + call.format(i=i))

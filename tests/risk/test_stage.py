@@ -459,3 +459,67 @@ def test_market_and_event_limits_match_a_from_scratch_model() -> None:
             if live[oid][2] <= 1e-9:
                 del live[oid]
     assert approved > 300 and denied > 300  # both sides of both limits were exercised
+
+
+class _EveryClosure(RiskCheck):
+    prefilter = False
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_inline_pass_tests_never_let_through_what_the_policies_refuse(seed: int) -> None:
+    """The generated handler skips a policy's closure when its inline test says the
+    order passes. With every closure called for every order instead, a random stream of
+    books, orders, cancels and fills under tight limits of every kind gets exactly the
+    same output."""
+    import random
+
+    rnd = random.Random(seed)
+    markets = {"a1": "m1", "a2": "m1", "b1": "m2", "b2": "m2"}
+    p = "events:\n  ev: [m1, m2]\n" + pol(
+        "  - type: PositionLimit\n    max_size: 40\n"
+        "  - type: PositionLimit\n    name: Mkt\n    scope: market\n    max_size: 70\n"
+        "  - type: PositionLimit\n    name: Ev\n    event: ev\n    max_size: 110\n"
+        "  - type: InventoryLimit\n    max_value_usd: 45\n"
+        "  - type: InventoryLimit\n    name: Worst\n    basis: worst_case\n    max_value_usd: 50\n"
+        "  - type: OrderLimit\n    max_size: 20\n    max_notional_usd: 8\n    min_size: 2\n"
+        "  - type: PriceBand\n    max_deviation: 0.05\n"
+        "  - type: OpenOrderLimit\n    max_orders: 12\n    max_per_asset: 4\n"
+        "  - type: RateLimit\n    max_orders: 6\n    window_ms: 50\n"
+        "  - type: LossLimit\n    max_daily_loss_usd: 15\n"
+        "  - type: StaleData\n    max_age_ms: 40\n"
+        "  - type: ReduceOnly\n    enabled: true\n    asset: b2\n"
+    )
+    recs: list[dict[str, Any]] = []
+    live: dict[str, tuple[str, str, float, float]] = {}
+    mids = dict.fromkeys(markets, 0.5)
+    for i in range(4000):
+        ts = T0 + i * MS
+        a = rnd.choice(list(markets))
+        op = rnd.random()
+        if op < 0.3:
+            mids[a] = min(0.95, max(0.05, round(mids[a] + rnd.choice([-0.02, -0.01, 0.01, 0.02]), 2)))
+            recs.append(book(a, round(mids[a] - 0.01, 2), round(mids[a] + 0.01, 2), ts, markets[a]))
+        elif op < 0.75 or not live:
+            side = rnd.choice(["buy", "sell"])
+            price = round(mids[a] + rnd.choice([-0.08, -0.06, -0.05, -0.03, 0.0, 0.03, 0.05, 0.06, 0.08]), 2)
+            size = float(rnd.randint(1, 25))
+            recs.append(order(f"o{i}", side, price, size, a, ts, markets[a]))
+            live[f"o{i}"] = (a, side, price, size)
+        elif op < 0.88:
+            oid = rnd.choice(sorted(live))
+            del live[oid]
+            recs.append(event(rnd.choice(["order_canceled", "order_expired", "order_rejected"]), oid, ts))
+        else:
+            oid = rnd.choice(sorted(live))
+            x, side, price, size = live.pop(oid)
+            fill_price = round(min(0.99, max(0.01, price + rnd.choice([-0.2, 0.0, 0.2]))), 2)
+            recs.append(fill(oid, side, fill_price, size, x, ts, markets[x], trade=f"t{i}"))
+
+    def outputs(cls: type[RiskCheck]) -> list[dict[str, Any]]:
+        stage = cls(parse_policy(p, "t.yaml"), metrics_interval_ms=0)
+        return [r for r in Chain([stage], clock=EventClock(T0)).process(recs) if isinstance(r, dict)]
+
+    fast, reference = outputs(RiskCheck), outputs(_EveryClosure)
+    assert fast == reference
+    refused = {r["policy"] for r in fast if r["type"] == "order_denied"}
+    assert len(refused) >= 8, refused  # most policies refused something
