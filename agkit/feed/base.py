@@ -184,6 +184,17 @@ class LiveFeed(SourceStage):
         if self.max_records and self.emitted >= self.max_records and self._finished is not None:
             self._finished.set()
 
+    def _put_line(self, line: bytes) -> None:
+        """`_put` of a record already encoded (no newline in `line`)."""
+        if self.max_records and self.emitted >= self.max_records:
+            if self._finished is not None:
+                self._finished.set()
+            return
+        self.emit_raw(line)
+        self.emitted += 1
+        if self.max_records and self.emitted >= self.max_records and self._finished is not None:
+            self._finished.set()
+
     def _status(self, state: str, detail: str) -> None:
         now = now_us()
         rec: dict[str, Any] = {

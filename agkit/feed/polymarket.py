@@ -5,7 +5,9 @@ per asset from `book` snapshots and `price_change` updates (the current
 `price_changes[]` schema, and both legacy forms), `trade` from `last_trade_price`,
 `tick_size_changed`, `market_resolved`. Frames may be JSON objects or arrays of them;
 unknown event types are counted and reported once; malformed events are counted,
-reported and skipped (an event is validated whole before it touches a book).
+reported and skipped (an event is validated whole before it touches a book). With
+`encoded=True` a book record comes out already encoded, as `(asset, line)`: the bytes
+`orjson.dumps` gives for the record, joined from the book's cached level JSON.
 
 `PolymarketFeed` is the stage: one WebSocket per shard of at most `shard_size`
 assets; a text `PING` every `ping_every` seconds; a silence watchdog; reconnection
@@ -37,6 +39,8 @@ DEFAULT_TICK = 0.01
 DEFAULT_MIN_SIZE = 5.0
 IGNORED_EVENTS = frozenset({"best_bid_ask", "new_market"})
 REPORT_FIRST = 20
+_SIDES = {"BUY": True, "buy": True, "Buy": True, "SELL": False, "sell": False, "Sell": False}
+_INF = math.inf
 
 
 @dataclass
@@ -50,20 +54,25 @@ class AssetMeta:
     outcome: str | None = None
 
 
+BookLine = tuple[str, bytes]  # (asset, the encoded book record without its newline)
+Out = dict[str, Any] | BookLine
+
+
 class BadEvent(ValueError):
     pass
 
 
 def _num(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    kind = type(value)  # exact types, as JSON gives them (a bool is not a number)
+    if kind is not str and kind is not float and kind is not int:
         raise BadEvent(f"{what} is not a number: {value!r}")
     try:
         x = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadEvent(f"{what} is not a number: {value!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise BadEvent(f"{what} out of range: {value!r}")
-    return x
+    if 0 <= x < _INF:  # NaN fails this too
+        return x
+    raise BadEvent(f"{what} out of range: {value!r}")
 
 
 def _str(ev: dict[str, Any], key: str) -> str:
@@ -89,11 +98,10 @@ def _levels(raw: Any, what: str) -> list[tuple[float, float]]:
 
 def _side(value: Any) -> bool:
     """True for a bid level (BUY), False for an ask level (SELL)."""
-    if value in ("BUY", "buy", "Buy"):
-        return True
-    if value in ("SELL", "sell", "Sell"):
-        return False
-    raise BadEvent(f"bad side {value!r}")
+    is_bid = _SIDES.get(value) if type(value) is str else None
+    if is_bid is None:
+        raise BadEvent(f"bad side {value!r}")
+    return is_bid
 
 
 class Normalizer:
@@ -107,9 +115,14 @@ class Normalizer:
         meta: dict[str, AssetMeta] | None = None,
         log: Callable[[str], None] | None = None,
         clock: Callable[[], int] = now_us,
+        encoded: bool = False,
     ) -> None:
         self.venue = venue
         self.depth = depth
+        self.encoded = encoded
+        self._venue_json = orjson.dumps(venue)
+        self._heads: dict[str, tuple[str, bytes]] = {}  # asset -> (market, b'"venue":...,"bids":[')
+        self._tails: dict[tuple[float, float], bytes] = {}  # (tick, min size) -> b'"tick_size":...
         self.meta: dict[str, AssetMeta] = meta if meta is not None else {}
         self.books: dict[str, L2Book] = {}
         self.log = log or (lambda _m: None)
@@ -128,7 +141,7 @@ class Normalizer:
 
     # -- frames ----------------------------------------------------------------------
 
-    def frame(self, data: str | bytes, recv_us: int | None = None) -> list[dict[str, Any]]:
+    def frame(self, data: str | bytes, recv_us: int | None = None) -> list[Out]:
         """Records for one WebSocket message (an object or an array of objects)."""
         self.frames += 1
         now = self.clock() if recv_us is None else recv_us
@@ -139,12 +152,12 @@ class Normalizer:
             self._bad(f"not JSON: {text[:120]!r}")
             return []
         items = obj if isinstance(obj, list) else [obj]
-        out: list[dict[str, Any]] = []
+        out: list[Out] = []
         for ev in items:
             out += self.event(ev, now)
         return out
 
-    def event(self, ev: Any, now: int) -> list[dict[str, Any]]:
+    def event(self, ev: Any, now: int) -> list[Out]:
         if not isinstance(ev, dict):
             self._bad(f"event is not an object: {str(ev)[:120]}")
             return []
@@ -219,9 +232,35 @@ class Normalizer:
             rec["hash"] = book.hash
         return rec
 
+    def book_line(self, asset: str, ts: int, now: int) -> bytes:
+        """`orjson.dumps(self.book_record(asset, ts, now))`, mostly from cached bytes."""
+        book = self.books[asset]
+        meta = self.meta[asset]
+        head = self._heads.get(asset)
+        if head is None or head[0] != meta.market:
+            head = self._heads[asset] = (
+                meta.market,
+                b'"venue":%b,"market":%b,"asset":%b,"bids":['
+                % (self._venue_json, orjson.dumps(meta.market), orjson.dumps(asset)),
+            )
+        key = (meta.tick_size, meta.min_size)
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tails[key] = b'"tick_size":%b,"min_size":%b' % (orjson.dumps(key[0]), orjson.dumps(key[1]))
+        bids, asks = book.top_json()
+        h = book.hash
+        return b'{"type":"book","ts_event":%d,"ts_init":%d,%b%b],"asks":[%b],%b%b}' % (
+            ts, now, head[1], bids, asks, tail, b',"hash":' + orjson.dumps(h) if h else b"",
+        )
+
+    def _book_out(self, asset: str, ts: int, now: int) -> Out:
+        if self.encoded:
+            return (asset, self.book_line(asset, ts, now))
+        return self.book_record(asset, ts, now)
+
     # -- events ------------------------------------------------------------------------
 
-    def _book(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+    def _book(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
         bids = _levels(ev.get("bids", ev.get("buys")), "bids")
@@ -235,15 +274,15 @@ class Normalizer:
             meta.min_size = _num(min_size, "min_order_size")
         book = self.books.get(asset)
         if book is None:
-            book = self.books[asset] = L2Book()
+            book = self.books[asset] = L2Book(self.depth)
         book.snapshot(bids, asks)
         book.hash = ev.get("hash") if isinstance(ev.get("hash"), str) else None
         book.ts_us = ts
         if self.on_snapshot is not None:
             self.on_snapshot(asset)
-        return [self.book_record(asset, ts, now)]
+        return [self._book_out(asset, ts, now)]
 
-    def _price_change(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+    def _price_change(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
         changes: list[tuple[str, bool, float, float, str | None]] = []
         if "price_changes" in ev:  # current schema
@@ -294,11 +333,12 @@ class Normalizer:
                 book.hash = h
             book.ts_us = ts
             touched[asset] = None
-            if market:
-                self._meta(asset, market)
-        return [self.book_record(a, ts, now) for a in touched]
+        if market:
+            for a in touched:
+                self._meta(a, market)
+        return [self._book_out(a, ts, now) for a in touched]
 
-    def _trade(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+    def _trade(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
         price = _num(ev.get("price"), "price")
         size = _num(ev.get("size"), "size")
@@ -325,7 +365,7 @@ class Normalizer:
             rec["fee_rate_bps"] = _num(fee, "fee_rate_bps")
         return [rec]
 
-    def _tick(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+    def _tick(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
         new = _num(ev.get("new_tick_size"), "new_tick_size")
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
@@ -335,7 +375,7 @@ class Normalizer:
         if new <= 0:
             raise BadEvent("new_tick_size must be positive")
         meta.tick_size = new
-        out: list[dict[str, Any]] = [
+        out: list[Out] = [
             {
                 "type": "tick_size_changed",
                 "ts_event": ts,
@@ -348,10 +388,10 @@ class Normalizer:
             }
         ]
         if asset in self.books:
-            out.append(self.book_record(asset, ts, now))
+            out.append(self._book_out(asset, ts, now))
         return out
 
-    def _resolved(self, ev: dict[str, Any], ts: int, now: int) -> list[dict[str, Any]]:
+    def _resolved(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         market = _str(ev, "market")
         winner = _str(ev, "winning_asset_id")
         assets = ev.get("assets_ids") or []
@@ -410,7 +450,7 @@ class PolymarketFeed(LiveFeed):
         self.conflate = conflate
         self.venue = venue
         self.conflated = 0
-        self._held: dict[str, dict[str, Any]] = {}
+        self._held: dict[str, dict[str, Any] | bytes] = {}  # asset -> its latest book, held back
         self._shard_state: dict[int, str] = {}
         self._awaiting: dict[int, set[str]] = {}
         self._shard_of: dict[str, int] = {}
@@ -418,22 +458,35 @@ class PolymarketFeed(LiveFeed):
 
     # -- output ---------------------------------------------------------------------
 
-    def _out(self, rec: dict[str, Any]) -> None:
+    def _out(self, rec: Out) -> None:
         if self._finished is not None and self._finished.is_set():
             return
-        if rec["type"] == "book" and self.conflate and (self._held or self.backlogged()):
-            asset = rec["asset"]
+        book: dict[str, Any] | bytes
+        if isinstance(rec, tuple):  # a book, encoded
+            asset, book = rec
+        elif rec["type"] == "book":
+            asset, book = rec["asset"], rec
+        else:
+            self._put(rec)
+            return
+        if self.conflate and (self._held or self.backlogged()):
             if asset in self._held:
                 self.conflated += 1
-            self._held[asset] = rec
+            self._held[asset] = book
             return
-        self._put(rec)
+        self._put_book(book)
+
+    def _put_book(self, book: dict[str, Any] | bytes) -> None:
+        if isinstance(book, bytes):
+            self._put_line(book)
+        else:
+            self._put(book)
 
     def _release_held(self) -> None:
         if self._held and not self.backlogged():
             held, self._held = self._held, {}
             for rec in held.values():
-                self._put(rec)
+                self._put_book(rec)
 
     async def _conflation_pump(self) -> None:
         while True:
@@ -456,6 +509,7 @@ class PolymarketFeed(LiveFeed):
             depth=self.depth,
             meta=self.meta,
             log=lambda m: ctx.log(f"agkit {self.name}: {m}"),
+            encoded=self.raw_output,  # books as bytes when they are written as they are
         )
         self.norm.on_snapshot = self._snapshot_arrived
 
@@ -478,7 +532,7 @@ class PolymarketFeed(LiveFeed):
     def finish(self) -> None:
         held, self._held = self._held, {}
         for rec in held.values():
-            self._put(rec)
+            self._put_book(rec)
 
     def _snapshot_arrived(self, asset: str) -> None:
         sid = self._shard_of.get(asset)
