@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from agkit.feed.base import Attempt, FeedMetrics, LiveFeed, Silent
@@ -60,6 +61,26 @@ Out = dict[str, Any] | BookLine
 
 class BadEvent(ValueError):
     pass
+
+
+class _Change(msgspec.Struct):
+    asset_id: str
+    side: str
+    price: float  # from the venue's decimal string, converted by msgspec (strict=False)
+    size: float
+    hash: str | None = None
+
+
+class _PriceChange(msgspec.Struct):
+    """The common frame: one `price_change` object in the current schema."""
+
+    event_type: str  # a plain field: a struct's tag may be absent when it is not in a union
+    price_changes: list[_Change]
+    market: str | None = None
+    timestamp: Any = None
+
+
+_decode_price_change = msgspec.json.Decoder(_PriceChange, strict=False).decode
 
 
 def _num(value: Any, what: str) -> float:
@@ -145,6 +166,9 @@ class Normalizer:
         """Records for one WebSocket message (an object or an array of objects)."""
         self.frames += 1
         now = self.clock() if recv_us is None else recv_us
+        fast = self._fast_price_change(data, now)
+        if fast is not None:
+            return fast
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -156,6 +180,30 @@ class Normalizer:
         for ev in items:
             out += self.event(ev, now)
         return out
+
+    def _fast_price_change(self, data: str | bytes, now: int) -> list[Out] | None:
+        """The records of a frame that is one valid current-schema `price_change`, decoded
+        and typed by msgspec in one pass; None sends the frame down the general path
+        (anything else, and anything to reject: that path says why)."""
+        try:
+            ev = _decode_price_change(data)
+        except msgspec.DecodeError:
+            return None
+        if ev.event_type != "price_change":
+            return None
+        changes = []
+        for ch in ev.price_changes:
+            is_bid = _SIDES.get(ch.side)
+            price, size = ch.price, ch.size
+            if is_bid is None or not ch.asset_id or not (0 <= price < _INF and 0 <= size < _INF):
+                return None
+            changes.append((ch.asset_id, is_bid, price, size, ch.hash))
+        try:
+            ts = self._ts_of(ev.timestamp, now)
+        except BadEvent:
+            return None
+        self.events += 1
+        return self._apply(changes, ev.market, ts, now)
 
     def event(self, ev: Any, now: int) -> list[Out]:
         if not isinstance(ev, dict):
@@ -194,7 +242,9 @@ class Normalizer:
             self.log(f"bad frame skipped: {reason}")
 
     def _ts(self, ev: dict[str, Any], now: int) -> int:
-        raw = ev.get("timestamp")
+        return self._ts_of(ev.get("timestamp"), now)
+
+    def _ts_of(self, raw: Any, now: int) -> int:
         if raw is None:
             return now
         ms = _num(raw, "timestamp")
@@ -321,6 +371,12 @@ class Normalizer:
             )
         else:
             raise BadEvent("no price_changes, changes or price")
+        return self._apply(changes, market, ts, now)
+
+    def _apply(
+        self, changes: list[tuple[str, bool, float, float, str | None]], market: str | None, ts: int, now: int
+    ) -> list[Out]:
+        """Apply a validated event's level changes; the touched books' records."""
         touched: dict[str, None] = {}
         books = self.books
         for asset, is_bid, price, size, h in changes:
@@ -476,6 +532,29 @@ class PolymarketFeed(LiveFeed):
             return
         self._put_book(book)
 
+    def _out_frame(self, recs: list[Out]) -> None:
+        """`_out` of one frame's records. When they are all encoded books and nothing holds
+        them back (conflation, --max-records, the end), they go out as one block."""
+        if (
+            self.raw_output
+            and not self.max_records
+            and not self._held
+            and not (self.conflate and self.backlogged())
+            and (self._finished is None or not self._finished.is_set())
+        ):
+            lines = []
+            for rec in recs:
+                if not isinstance(rec, tuple):
+                    break
+                lines.append(rec[1])
+            else:
+                if lines:
+                    self.emit_lines(lines)
+                    self.emitted += len(lines)
+                return
+        for rec in recs:
+            self._out(rec)
+
     def _put_book(self, book: dict[str, Any] | bytes) -> None:
         if isinstance(book, bytes):
             self._put_line(book)
@@ -575,7 +654,7 @@ class PolymarketFeed(LiveFeed):
             await ws.send(sub)
             loop = asyncio.get_running_loop()
             silence = self.silence
-            frame, message, out = self.norm.frame, self.metrics.message, self._out
+            frame, message, out = self.norm.frame, self.metrics.message, self._out_frame
             try:
                 async with asyncio.timeout(silence) as watchdog:
                     armed = loop.time()
@@ -589,8 +668,7 @@ class PolymarketFeed(LiveFeed):
                             continue
                         recs = frame(msg, now_us())
                         message(self.norm.last_lag_ms)
-                        for rec in recs:
-                            out(rec)
+                        out(recs)
                         if self._live_pending and sid in self._live_pending:
                             self._live_pending.discard(sid)
                             self._status("live", f"{label}: {len(assets)} assets subscribed, books seeded")

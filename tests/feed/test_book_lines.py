@@ -1,6 +1,8 @@
 """Book records encoded from cached level bytes (what `feed polymarket` writes to a pipe)
 are byte for byte `orjson.dumps` of the record dicts the normaliser builds otherwise,
-and those dicts hold the books an independent model rebuilds from the same frames."""
+and those dicts hold the books an independent model rebuilds from the same frames.
+A lone `price_change` object (msgspec-decoded fast path) gives what the same event
+inside an array (the general path) gives, odd and bad values included."""
 
 from __future__ import annotations
 
@@ -76,3 +78,53 @@ def test_encoded_books_are_the_bytes_of_the_records(seed: int, depth: int) -> No
             books += 1
     assert books > 2000
     assert plain.bad == encoded.bad == 0
+
+
+ODD_NUMBERS = ["0.5", ".5", "5.", "1e-3", "1E2", "-0", "-0.0", "-1", " 1", "1 ", "1_0", "0x10", "+1", "nan", "NaN",
+               "inf", "-inf", "Infinity", "1e400", "1e-400", "", "0.1000000000000000055511151231257827",
+               "123456789012345678901234567890", 0.25, 3, -2, True, None, [], {}]
+
+
+def odd_event(rng: random.Random) -> dict[str, Any]:
+    def number() -> Any:
+        if rng.random() < 0.2:
+            return rng.choice(ODD_NUMBERS)
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 22)))
+        cut = rng.randrange(0, len(digits) + 1)
+        return digits[:cut] + "." + digits[cut:] if rng.random() < 0.8 else digits
+
+    changes = []
+    for _ in range(rng.randrange(0, 4)):
+        ch: dict[str, Any] = {"asset_id": rng.choice([YES, NO, YES, "", 7]), "price": number(), "size": number(),
+                              "side": rng.choice(["BUY", "SELL", "buy", "Sell", "BID", 1]),
+                              "hash": rng.choice(["h", "", None, 5])}
+        if rng.random() < 0.05:
+            del ch[rng.choice(list(ch))]
+        changes.append(ch)
+    ev: dict[str, Any] = {"event_type": "price_change", "price_changes": changes,
+                          "market": rng.choice([MARKET, "", None, 3]),
+                          "timestamp": rng.choice(["1757908893000", 1757908893.5, "x", -1, None, "1757908893"])}
+    if rng.random() < 0.05:
+        del ev[rng.choice(list(ev))]
+    return ev
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_a_lone_price_change_is_read_as_the_general_path_reads_it(encoded: bool) -> None:
+    rng = random.Random(7)
+    fast = Normalizer(depth=5, clock=lambda: 0, encoded=encoded)
+    general = Normalizer(depth=5, clock=lambda: 0, encoded=encoded)
+    snaps = orjson.dumps([book_frame(a, [("0.4", "10"), ("0.3", "5")], [("0.6", "10")]) for a in (YES, NO)])
+    fast.frame(snaps, 1)
+    general.frame(snaps, 1)
+    kept = 0
+    for i in range(5000):
+        ev = odd_event(rng)
+        got = fast.frame(orjson.dumps(ev), 1000 + i)
+        want = general.frame(orjson.dumps([ev]), 1000 + i)
+        assert got == want, ev
+        kept += bool(got)
+    assert fast.bad == general.bad > 500
+    assert kept > 250
+    assert (fast.events, fast.dropped_deltas, fast.last_lag_ms) == (general.events, general.dropped_deltas,
+                                                                     general.last_lag_ms)
