@@ -142,8 +142,10 @@ class Normalizer:
         self.depth = depth
         self.encoded = encoded
         self._venue_json = orjson.dumps(venue)
-        self._heads: dict[str, tuple[str, bytes]] = {}  # asset -> (market, b'"venue":...,"bids":[')
-        self._tails: dict[tuple[float, float], bytes] = {}  # (tick, min size) -> b'"tick_size":...
+        # asset -> ((market, tick, min size), b'"venue":...,"bids":[', b'],"tick_size":...,"min_size":...')
+        self._framing: dict[str, tuple[tuple[str, float, float], bytes, bytes]] = {}
+        self._stamp_ts = self._stamp_now = -1
+        self._stamp = b""
         self.meta: dict[str, AssetMeta] = meta if meta is not None else {}
         self.books: dict[str, L2Book] = {}
         self.log = log or (lambda _m: None)
@@ -284,24 +286,27 @@ class Normalizer:
 
     def book_line(self, asset: str, ts: int, now: int) -> bytes:
         """`orjson.dumps(self.book_record(asset, ts, now))`, mostly from cached bytes."""
-        book = self.books[asset]
         meta = self.meta[asset]
-        head = self._heads.get(asset)
-        if head is None or head[0] != meta.market:
-            head = self._heads[asset] = (
-                meta.market,
+        key = (meta.market, meta.tick_size, meta.min_size)
+        framing = self._framing.get(asset)
+        if framing is None or framing[0] != key:
+            framing = self._framing[asset] = (
+                key,
                 b'"venue":%b,"market":%b,"asset":%b,"bids":['
                 % (self._venue_json, orjson.dumps(meta.market), orjson.dumps(asset)),
+                b'],"tick_size":%b,"min_size":%b' % (orjson.dumps(meta.tick_size), orjson.dumps(meta.min_size)),
             )
-        key = (meta.tick_size, meta.min_size)
-        tail = self._tails.get(key)
-        if tail is None:
-            tail = self._tails[key] = b'"tick_size":%b,"min_size":%b' % (orjson.dumps(key[0]), orjson.dumps(key[1]))
+        if ts != self._stamp_ts or now != self._stamp_now:  # the books of one event share it
+            self._stamp_ts, self._stamp_now = ts, now
+            self._stamp = b'{"type":"book","ts_event":%d,"ts_init":%d,' % (ts, now)
+        book = self.books[asset]
         bids, asks = book.top_json()
         h = book.hash
-        return b'{"type":"book","ts_event":%d,"ts_init":%d,%b%b],"asks":[%b],%b%b}' % (
-            ts, now, head[1], bids, asks, tail, b',"hash":' + orjson.dumps(h) if h else b"",
-        )
+        if h:
+            return b"".join(
+                (self._stamp, framing[1], bids, b'],"asks":[', asks, framing[2], b',"hash":', orjson.dumps(h), b"}")
+            )
+        return b"".join((self._stamp, framing[1], bids, b'],"asks":[', asks, framing[2], b"}"))
 
     def _book_out(self, asset: str, ts: int, now: int) -> Out:
         if self.encoded:
@@ -390,8 +395,10 @@ class Normalizer:
             book.ts_us = ts
             touched[asset] = None
         if market:
+            metas = self.meta
             for a in touched:
-                self._meta(a, market)
+                if not metas[a].market:  # a book's asset has its meta
+                    self._meta(a, market)
         return [self._book_out(a, ts, now) for a in touched]
 
     def _trade(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
