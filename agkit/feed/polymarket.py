@@ -40,6 +40,7 @@ DEFAULT_TICK = 0.01
 DEFAULT_MIN_SIZE = 5.0
 IGNORED_EVENTS = frozenset({"best_bid_ask", "new_market"})
 REPORT_FIRST = 20
+RELEASE_EVERY = 0.005  # s between looks at a lagging reader while books are held back
 _SIDES = {"BUY": True, "buy": True, "Buy": True, "SELL": False, "sell": False, "Sell": False}
 _INF = math.inf
 
@@ -514,6 +515,7 @@ class PolymarketFeed(LiveFeed):
         self.venue = venue
         self.conflated = 0
         self._held: dict[str, dict[str, Any] | bytes] = {}  # asset -> its latest book, held back
+        self._release_timer: asyncio.TimerHandle | None = None
         self._shard_state: dict[int, str] = {}
         self._awaiting: dict[int, set[str]] = {}
         self._shard_of: dict[str, int] = {}
@@ -533,11 +535,16 @@ class PolymarketFeed(LiveFeed):
             self._put(rec)
             return
         if self.conflate and (self._held or self.backlogged()):
-            if asset in self._held:
-                self.conflated += 1
-            self._held[asset] = book
+            self._hold(asset, book)
             return
         self._put_book(book)
+
+    def _hold(self, asset: str, book: dict[str, Any] | bytes) -> None:
+        if asset in self._held:
+            self.conflated += 1
+        self._held[asset] = book
+        if self._release_timer is None:
+            self._release_timer = asyncio.get_running_loop().call_later(RELEASE_EVERY, self._release_tick)
 
     def _out_frame(self, recs: list[Out]) -> None:
         """`_out` of one frame's records. When they are all encoded books and nothing holds
@@ -574,10 +581,13 @@ class PolymarketFeed(LiveFeed):
             for rec in held.values():
                 self._put_book(rec)
 
-    async def _conflation_pump(self) -> None:
-        while True:
-            await asyncio.sleep(0.005)
-            self._release_held()
+    def _release_tick(self) -> None:
+        """While books are held, look every RELEASE_EVERY s whether the reader caught up
+        (no timer otherwise: an idle or flowing feed is not woken for nothing)."""
+        self._release_timer = None
+        self._release_held()
+        if self._held:
+            self._release_timer = asyncio.get_running_loop().call_later(RELEASE_EVERY, self._release_tick)
 
     def _status(self, state: str, detail: str) -> None:
         self._release_held()  # a status is ordered after the books it concerns
@@ -612,10 +622,10 @@ class PolymarketFeed(LiveFeed):
                 self._shard_of[a] = i
         return [self._shard(i, s) for i, s in enumerate(shards)]
 
-    def helpers(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._conflation_pump()]
-
     def finish(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
         held, self._held = self._held, {}
         for rec in held.values():
             self._put_book(rec)
