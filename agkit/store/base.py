@@ -10,7 +10,7 @@ import heapq
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,8 +104,13 @@ class Store:
         """Create (or empty) a connection-local scratch table."""
         raise NotImplementedError
 
-    def analyze(self, name: str) -> None:
-        """Refresh planner statistics of a scratch table (where the backend needs it)."""
+    def analyze(self, name: str, added: int | None = None) -> None:
+        """Refresh planner statistics of a table (where the backend needs it); with
+        `added`, the rows just written, only when they change its size by more than 10%."""
+
+    def refresh_stats(self, table: str, progress: Callable[[str], None]) -> None:
+        """ANALYZE the parts of a table whose planner statistics are missing or stale
+        (where the backend needs it), naming each on `progress`."""
 
     @contextlib.contextmanager
     def bulk_session(self) -> Iterator[None]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +91,36 @@ class PostgresStore(Store):
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")
         self.conn.execute(f"TRUNCATE {name}")
 
-    def analyze(self, name: str) -> None:
+    def analyze(self, name: str, added: int | None = None) -> None:
+        if added is not None:
+            # Rows written in this transaction are not in pg_stat yet: compare with the
+            # row count of the last ANALYZE (-1: never analyzed). Same rule as below.
+            (known,) = self.conn.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (name,)
+            ).fetchone() or (-1,)
+            if known >= 0 and added <= 50 + 0.1 * known:
+                return
         self.conn.execute(f"ANALYZE {name}")
+
+    def refresh_stats(self, table: str, progress: Callable[[str], None]) -> None:
+        # Right after a bulk ingest autovacuum may not have analyzed the new data yet, and
+        # without statistics the planner picks plans that take minutes per rollup chunk.
+        # Autovacuum's own rule, applied now, to the table or its partitions/chunks:
+        # never analyzed, or changed rows > 50 + 10% of the live rows.
+        stale = self.conn.execute(
+            "SELECT s.relid::regclass::text, s.n_mod_since_analyze, "
+            "s.last_analyze IS NULL AND s.last_autoanalyze IS NULL FROM pg_stat_user_tables s "
+            "JOIN pg_class c ON c.oid = s.relid WHERE c.relkind = 'r' AND (s.relid = %s::regclass "
+            "OR s.relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)) "
+            "AND ((s.last_analyze IS NULL AND s.last_autoanalyze IS NULL) "
+            "OR s.n_mod_since_analyze > 50 + 0.1 * s.n_live_tup) ORDER BY 1",
+            (table, table),
+        ).fetchall()
+        for name, changed, never in stale:
+            t0 = time.perf_counter()
+            self.conn.execute(f"ANALYZE {name}")
+            why = "no statistics yet" if never else f"{changed} rows changed since its statistics"
+            progress(f"analyzed {name} ({why}; {time.perf_counter() - t0:.1f} s)")
 
     # -- schema ------------------------------------------------------------------------------------
 

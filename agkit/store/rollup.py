@@ -27,6 +27,7 @@ PERIODS = (("1m", MINUTE_US), ("1h", HOUR_US), ("1d", DAY_US))
 CHUNK = 500_000  # sequence numbers per transaction (bounds lock time and memory)
 
 STEPS = ("bars_trade", "bars_mid", "metrics", "pnl")
+SOURCE = {"bars_trade": "trades", "bars_mid": "books", "metrics": "metrics", "pnl": "fills"}
 
 
 def run_rollup(
@@ -50,6 +51,8 @@ def run_rollup(
                 key = f"rollup:{step}"
                 lo = store.meta(key)
                 touched = 0
+                if lo < hi:  # PostgreSQL: fresh planner statistics of what is about to be read
+                    store.refresh_stats(SOURCE[step], lambda m: store.log(f"agkit store rollup: {m}"))
                 while lo < hi:
                     top = min(hi, lo + CHUNK)
                     with store.tx():
@@ -116,7 +119,7 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
             (source, period, period),
         )
         if period == "1m":
-            store.execute(
+            added = store.execute(
                 "INSERT INTO bars (source, period, asset, market, bucket, open, high, low, close, volume, notional, n) "
                 "SELECT ?, '1m', asset, max(market), bucket, max(first), "
                 "max(price), min(price), max(last), sum(size), sum(price * size), count(*) "
@@ -129,10 +132,10 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
                 "GROUP BY asset, bucket",
                 (source, *bounds),
             )
-            store.analyze("bars")  # fresh statistics: the coarser periods join against them
+            store.analyze("bars", added)  # the coarser periods join against these rows
             continue
         prev = {"1h": "1m", "1d": "1h"}[period]
-        store.execute(
+        added = store.execute(
             "INSERT INTO bars (source, period, asset, market, bucket, open, high, low, close, volume, notional, n) "
             f"SELECT ?, '{period}', asset, max(market), hb, max(first), max(high), "
             "min(low), max(last), sum(volume), sum(notional), sum(n) "
@@ -145,7 +148,7 @@ def _bars(store: Store, lo: int, hi: int, source: str) -> int:
             "GROUP BY asset, hb",
             (source, source),
         )
-        store.analyze("bars")
+        store.analyze("bars", added)
     return int(n)
 
 
@@ -173,7 +176,7 @@ def _metrics(store: Store, lo: int, hi: int) -> int:
         "DELETE FROM metric_aggs WHERE (period, name, labels, bucket) IN "
         "(SELECT a.period, a.name, a.labels, a.bucket FROM agkit_maff a)"
     )
-    store.execute(
+    added = store.execute(
         "INSERT INTO metric_aggs (period, name, labels, bucket, n, total, min, max, avg, last, last_ts) "
         "SELECT '1h', name, labels, bucket, count(*), sum(value), min(value), max(value), avg(value), "
         "max(CASE WHEN rl = 1 THEN value END), max(ts_event) "
@@ -183,7 +186,7 @@ def _metrics(store: Store, lo: int, hi: int) -> int:
         f"AND m.ts_event >= a.bucket AND m.ts_event < a.bucket + {HOUR_US} WHERE a.period = '1h') x "
         "GROUP BY name, labels, bucket"
     )
-    store.analyze("metric_aggs")
+    store.analyze("metric_aggs", added)
     store.execute(
         "INSERT INTO metric_aggs (period, name, labels, bucket, n, total, min, max, avg, last, last_ts) "
         "SELECT '1d', name, labels, db, sum(n), sum(total), min(min), max(max), sum(total) / sum(n), "

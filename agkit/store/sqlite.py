@@ -99,7 +99,7 @@ class SqliteStore(Store):
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")
         self.conn.execute(f"DELETE FROM {name}")
 
-    def analyze(self, name: str) -> None:
+    def analyze(self, name: str, added: int | None = None) -> None:
         pass
 
     # -- schema ---------------------------------------------------------------------------------

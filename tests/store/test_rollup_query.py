@@ -309,3 +309,51 @@ def test_plain_postgres_without_timescaledb_gets_partitions_and_brin(pg_pair: tu
                           "AND indexdef LIKE '%USING brin%'")[0][0]
         assert brin == 2 * len(RECORD_TABLES)
         assert store.version() == migrations("postgresql")[-1][0]
+
+
+@pytest.mark.postgres
+def test_rollup_analyzes_a_fresh_ingest_before_reading_it(pg_pair: tuple[str, str]) -> None:
+    """Right after a bulk ingest the partitions have no planner statistics (autovacuum has
+    not been there yet; here it is switched off for them so it never will): the rollup
+    analyzes what it reads, says so on stderr, and its bars equal a direct aggregation."""
+    from agkit.store.base import Batch
+    from agkit.store.postgres import partition_name
+
+    db, _ = pg_pair
+    recs = mixed(6000, step_us=60_000_000)  # ~2 days: several day partitions per table
+    with open_store(db) as store:
+        days = Batch()
+        for r in recs:
+            days.add(r)
+        store._ensure_partitions(days)  # type: ignore[attr-defined]
+        for name, _lo, _hi in store.partitions("trades"):  # type: ignore[attr-defined]
+            store.execute(f"ALTER TABLE {name} SET (autovacuum_enabled = false)")
+    ingest(db, recs)
+    filled = sorted({partition_name("trades", r["ts_event"] // DAY) for r in recs if r["type"] == "trade"})
+    parts = len(filled)
+    stats = ("SELECT count(*), count(*) FILTER (WHERE s.last_analyze IS NOT NULL), "
+             "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM pg_stats p WHERE p.schemaname = current_schema() "
+             "AND p.tablename = s.relname)) FROM pg_stat_user_tables s "
+             "WHERE s.schemaname = current_schema() AND s.relname = ANY(?)")
+    with open_store(db) as store:
+        assert store.rows(stats, (filled,))[0] == (parts, 0, 0) and parts >= 2
+
+    proc = run_agkit("store", "rollup", "--db", db, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.decode().splitlines() if "analyzed trades_" in line]
+    assert len(said) >= parts
+    with open_store(db) as store:
+        assert store.rows(stats, (filled,))[0] == (parts, parts, parts)
+    direct = query(db, "--sql",
+        "SELECT asset, (ts_event / 60000000) * 60000000 AS bucket, count(*) AS n, sum(size) AS volume, "
+        "min(price) AS low, max(price) AS high FROM trades GROUP BY asset, (ts_event / 60000000) * 60000000 "
+        "ORDER BY asset, bucket")
+    bars = query(db, "bars", "--period", "1m")
+    assert [(b["asset"], b["bucket"], b["n"], b["low"], b["high"]) for b in bars] == [
+        (d["asset"], d["bucket"], d["n"], d["low"], d["high"]) for d in direct
+    ]
+    assert [b["volume"] for b in bars] == pytest.approx([d["volume"] for d in direct])
+    assert_bars_equal(stored_bars(db, "trade", "1d"), expected_bars(recs, "trade", "1d"))
+    # statistics now fresh: a rerun analyzes nothing
+    again = run_agkit("store", "rollup", "--db", db, timeout=240)
+    assert again.returncode == 0 and b"analyzed" not in again.stderr, again.stderr
