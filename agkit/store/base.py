@@ -109,8 +109,9 @@ class Store:
         `added`, the rows just written, only when they change its size by more than 10%."""
 
     def refresh_stats(self, table: str, progress: Callable[[str], None]) -> None:
-        """ANALYZE the parts of a table whose planner statistics are missing or stale
-        (where the backend needs it), naming each on `progress`."""
+        """Before a rollup reads a table (where the backend needs it): ANALYZE the parts
+        whose planner statistics are missing or stale, naming each on `progress`, and
+        summarize new BRIN ranges."""
 
     @contextlib.contextmanager
     def bulk_session(self) -> Iterator[None]:

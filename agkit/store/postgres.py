@@ -61,10 +61,13 @@ class PostgresStore(Store):
         self._insert: dict[str, str] = {}
         self._copy: dict[str, str] = {}
         self._copy_direct: dict[str, str] = {}
+        self._types: dict[str, list[str]] = {}
         for table in RECORD_TABLES:
             cols = ", ".join(table.names)
-            self._copy[table.name] = f"COPY agkit_stage_{table.name} (ord, {cols}) FROM STDIN"
-            self._copy_direct[table.name] = f"COPY {table.name} (seq, {cols}) FROM STDIN"
+            # binary COPY: the server parses no text (floats above all)
+            self._copy[table.name] = f"COPY agkit_stage_{table.name} (ord, {cols}) FROM STDIN (FORMAT BINARY)"
+            self._copy_direct[table.name] = f"COPY {table.name} (seq, {cols}) FROM STDIN (FORMAT BINARY)"
+            self._types[table.name] = ["int8", *(ddl_type(c.type, "postgresql") for c in table.columns)]
             self._insert[table.name] = (
                 f"INSERT INTO {table.name} (seq, {cols}) SELECT %s + ord, {cols} "
                 f"FROM agkit_stage_{table.name} ORDER BY ord ON CONFLICT DO NOTHING"
@@ -121,6 +124,17 @@ class PostgresStore(Store):
             self.conn.execute(f"ANALYZE {name}")
             why = "no statistics yet" if never else f"{changed} rows changed since its statistics"
             progress(f"analyzed {name} ({why}; {time.perf_counter() - t0:.1f} s)")
+        # BRIN ranges written since the last VACUUM are unsummarized, and a scan must read
+        # them all: the rollup's `seq > watermark` would read every partition whole.
+        self.conn.execute(
+            "SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+            "JOIN pg_stat_user_tables s ON s.relid = i.indrelid WHERE a.amname = 'brin' AND c.relkind = 'i' "
+            "AND (s.n_ins_since_vacuum > 0 OR (s.last_vacuum IS NULL AND s.last_autovacuum IS NULL)) "
+            "AND (i.indrelid = %s::regclass "
+            "OR i.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass))",
+            (table, table),
+        )
 
     # -- schema ------------------------------------------------------------------------------------
 
@@ -257,6 +271,7 @@ class PostgresStore(Store):
                 with conn.transaction():
                     for table, rows in batch.rows.items():
                         with cur.copy(self._copy_direct[table]) as copy:
+                            copy.set_types(self._types[table])
                             write = copy.write_row
                             for row in rows:
                                 write((base + row[0], *row[1:]))
@@ -267,6 +282,7 @@ class PostgresStore(Store):
             new = 0
             for table, rows in batch.rows.items():
                 with cur.copy(self._copy[table]) as copy:
+                    copy.set_types(self._types[table])
                     write = copy.write_row
                     for row in rows:
                         write(row)
