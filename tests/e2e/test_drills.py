@@ -225,12 +225,32 @@ def pg_counts(url: str, schema: str) -> dict[str, int]:
         return {t: conn.execute(f'select count(*) from {schema}."{t}"').fetchone()[0] for t in tables}  # type: ignore[index]
 
 
+def _restart_postgres() -> None:
+    """Restart the local PostgreSQL server (fast shutdown: every session is cut), and wait
+    until it takes connections again."""
+    import shutil
+
+    clusters = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not (shutil.which("pg_ctlcluster") and clusters and os.geteuid() == 0):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but the local PostgreSQL cannot be restarted (pg_ctlcluster as root)")
+        pytest.skip("restarting PostgreSQL needs pg_ctlcluster and root; this drill runs in CI")
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart",
+                    "-m", "fast"], check=True, capture_output=True, timeout=120)
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True).returncode:
+        assert time.monotonic() < deadline, "PostgreSQL did not come back within 60 s"
+        time.sleep(0.2)
+
+
 @pytest.mark.postgres
-def test_postgres_connection_killed_mid_ingest(day: Path, tmp_path: Path, pg_url: str,
-                                               pg_schema: tuple[str, str]) -> None:
-    """pg_terminate_backend on the ingest's own connection (other sessions are not disturbed):
-    ingest says so on stderr, reconnects, retries the batch and carries on (exit 0); the store
-    holds exactly the rows of an undisturbed ingest."""
+@pytest.mark.parametrize("how", ["connection_killed", "server_restarted"])
+def test_postgres_lost_mid_ingest(day: Path, tmp_path: Path, pg_url: str,
+                                  pg_schema: tuple[str, str], how: str) -> None:
+    """Mid-ingest, PostgreSQL goes away: either pg_terminate_backend on the ingest's own
+    connection (other sessions undisturbed) or a restart of the whole server. Ingest says
+    so on stderr, reconnects, retries the batch and carries on (exit 0); the store holds
+    exactly the rows of an undisturbed ingest."""
     import psycopg
 
     stream = tmp_path / "stream.ndjson"
@@ -257,16 +277,19 @@ def test_postgres_connection_killed_mid_ingest(day: Path, tmp_path: Path, pg_url
         while pg_counts(pg_url, schema).get("books", 0) == 0:
             assert time.monotonic() < deadline and ingest.poll() is None
             time.sleep(0.1)
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            killed = conn.execute("select pg_terminate_backend(pid) from pg_stat_activity"
-                                  " where application_name = %s and pid <> pg_backend_pid()", (app,)).fetchall()
-        assert killed and all(k[0] for k in killed)
+        if how == "server_restarted":
+            _restart_postgres()
+        else:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                killed = conn.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                                      " where application_name = %s and pid <> pg_backend_pid()", (app,)).fetchall()
+            assert killed and all(k[0] for k in killed)
         try:
             ingest.stdin.write(b"".join(lines[len(lines) // 2 :]))
             ingest.stdin.close()
         except BrokenPipeError:  # ingest already stopped on the lost connection
             pass
-        code = ingest.wait(60)
+        code = ingest.wait(120)
         err = ingest.stderr.read().decode() if ingest.stderr else ""
     finally:
         kill_group(ingest)
