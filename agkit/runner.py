@@ -44,6 +44,7 @@ from agkit.stream import (
     is_pollable,
     read_head,
     set_nonblocking,
+    silence_fd,
 )
 
 READ_SIZE = 1 << 20
@@ -571,7 +572,7 @@ class PipeRunner:
                 f"agkit {self.stage.name}: {self.bad_lines} bad input lines in all ({_OUTCOME[self.on_error]})"
             )
         if code == -1:
-            _silence_stdout(self.outfd)
+            silence_fd(self.outfd)
             return int(ExitCode.OK)
         return code
 
@@ -620,16 +621,6 @@ def _as_coro(aw: Awaitable[None]) -> Any:
         await aw
 
     return wrap()
-
-
-def _silence_stdout(fd: int) -> None:
-    """After EPIPE: point stdout at /dev/null so interpreter shutdown cannot complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
-    except OSError:
-        pass
 
 
 _NEVER = 1 << 62  # a due time no timestamp in µs reaches

@@ -217,3 +217,13 @@ def is_broken_pipe(exc: BaseException) -> bool:
     return isinstance(exc, BrokenPipeError) or (
         isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ECONNRESET)
     )
+
+
+def silence_fd(fd: int) -> None:
+    """Point fd (stdout after EPIPE) at /dev/null, so interpreter shutdown cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass

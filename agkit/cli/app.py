@@ -184,8 +184,6 @@ def _error(message: str) -> None:
 
 
 def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
+    from agkit.stream import silence_fd
+
+    silence_fd(sys.stdout.fileno())

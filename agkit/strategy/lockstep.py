@@ -39,7 +39,15 @@ from agkit.exit_codes import ExitCode
 from agkit.records import now_us
 from agkit.runner import log, open_fifo_for_reading
 from agkit.stage import Context, MaybeAsync, Rec, Stage, Timer
-from agkit.stream import RAW_KEEP, LineSplitter, OnError, decode_line, encode_into, is_broken_pipe
+from agkit.stream import (
+    RAW_KEEP,
+    LineSplitter,
+    OnError,
+    decode_line,
+    encode_into,
+    is_broken_pipe,
+    silence_fd,
+)
 
 BARRIER_PREFIX = "lockstep-sync-"
 ACK_TYPES = frozenset({"cancel_rejected", "order_canceled"})
@@ -125,7 +133,7 @@ class LockstepRunner:
         except OSError as exc:
             if not is_broken_pipe(exc):
                 raise
-            _silence(self.outfd)
+            silence_fd(self.outfd)
             return int(ExitCode.OK)
         finally:
             signal.signal(signal.SIGTERM, old)
@@ -134,7 +142,7 @@ class LockstepRunner:
         except OSError as exc:
             if not is_broken_pipe(exc):
                 raise
-            _silence(self.outfd)
+            silence_fd(self.outfd)
         return code
 
     def _on_term(self, signum: int, frame: Any) -> None:
@@ -301,12 +309,3 @@ class LockstepRunner:
 
 class _BadStop(Exception):
     pass
-
-
-def _silence(fd: int) -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
-    except OSError:
-        pass
