@@ -22,6 +22,27 @@ Side = Literal["buy", "sell"]
 Level = tuple[float, float]  # [price, size]
 
 
+def metric_record(
+    ts_event: int,
+    name: str,
+    value: float,
+    kind: str = "gauge",
+    labels: dict[str, str] | None = None,
+    ts_init: int | None = None,
+) -> dict[str, Any]:
+    """A `metric` record as a plain dict (Metric's wire shape): cheap where stages emit
+    metrics often. ts_init defaults to ts_event."""
+    return {
+        "type": "metric",
+        "ts_event": ts_event,
+        "ts_init": ts_event if ts_init is None else ts_init,
+        "name": name,
+        "kind": kind,
+        "value": value,
+        "labels": {} if labels is None else labels,
+    }
+
+
 def now_us() -> int:
     """Wall-clock time in integer microseconds since the epoch."""
     return time.time_ns() // 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given
@@ -13,9 +14,11 @@ from hypothesis import strategies as st
 from agkit.records import (
     RECORD_TYPES,
     Book,
+    Metric,
     OrderFilled,
     SubmitOrder,
     json_schema,
+    metric_record,
     parse,
     to_builtins,
 )
@@ -158,3 +161,10 @@ def test_validate_counts_and_reports_line_numbers(tmp_path: Path) -> None:
     gz = tmp_path / "s.ndjson.gz"
     gz.write_bytes(gzip.compress(good))
     assert run_agkit("validate", str(gz)).returncode == 0
+
+
+def test_metric_record_is_a_valid_metric() -> None:
+    rec = metric_record(5, "x.count", 3, "counter", {"venue": "paper"}, ts_init=7)
+    m = msgspec.convert(rec, Metric)
+    assert (m.ts_event, m.ts_init, m.name, m.kind, m.value, m.labels) == (5, 7, "x.count", "counter", 3, {"venue": "paper"})
+    assert metric_record(9, "g", 1.5)["ts_init"] == 9 and metric_record(9, "g", 1.5)["labels"] == {}

@@ -39,6 +39,7 @@ from agkit.exec.venue import (
     to_decimal,
 )
 from agkit.portfolio import Portfolio
+from agkit.records import metric_record
 
 
 class OrderState(enum.StrEnum):
@@ -417,15 +418,14 @@ class Oms:
         self.log(f"agkit exec: illegal transition (not applied): {message}")
         now = self.clock.now_us()
         self.out.append(
-            {
-                "type": "metric",
-                "ts_event": max(self.now, getattr(ev, "ts_event", 0)),
-                "ts_init": now,
-                "name": "exec_illegal_transitions",
-                "kind": "counter",
-                "value": self.illegal,
-                "labels": {"event": type(ev).__name__.lower()},
-            }
+            metric_record(
+                max(self.now, getattr(ev, "ts_event", 0)),
+                "exec_illegal_transitions",
+                self.illegal,
+                "counter",
+                {"event": type(ev).__name__.lower()},
+                ts_init=now,
+            )
         )
 
     def _count(self, name: str) -> None:
@@ -518,29 +518,12 @@ class Oms:
             "fills",
             "duplicate_id",
         )
+        labels = {"venue": self.venue.name}
         out = [
-            {
-                "type": "metric",
-                "ts_event": self.now,
-                "ts_init": now,
-                "name": f"exec_{name}",
-                "kind": "counter",
-                "value": self.counts.get(name, 0),
-                "labels": {"venue": self.venue.name},
-            }
+            metric_record(self.now, f"exec_{name}", self.counts.get(name, 0), "counter", dict(labels), ts_init=now)
             for name in names
         ]
-        out.append(
-            {
-                "type": "metric",
-                "ts_event": self.now,
-                "ts_init": now,
-                "name": "exec_illegal_transitions",
-                "kind": "counter",
-                "value": self.illegal,
-                "labels": {"venue": self.venue.name},
-            }
-        )
+        out.append(metric_record(self.now, "exec_illegal_transitions", self.illegal, "counter", labels, ts_init=now))
         return out
 
 

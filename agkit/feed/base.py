@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import IO, Any
 
 from agkit.errors import VenueError
-from agkit.records import Record, now_us
+from agkit.records import Record, metric_record, now_us
 from agkit.stage import Context, Out, Rec, Stage
 from agkit.stream import encode
 
@@ -344,17 +344,7 @@ class FeedMetrics:
             labels = dict(self.labels)
             if extra:
                 labels.update(extra)
-            out.append(
-                {
-                    "type": "metric",
-                    "ts_event": now_us,
-                    "ts_init": now_us,
-                    "name": f"{p}.{name}",
-                    "kind": kind,
-                    "value": value,
-                    "labels": labels,
-                }
-            )
+            out.append(metric_record(now_us, f"{p}.{name}", value, kind, labels))
 
         m("messages_received", "counter", self.messages)
         if self._last_us is not None and now_us > self._last_us:

@@ -32,7 +32,7 @@ import orjson
 
 from agkit.feed.base import Attempt, FeedMetrics, LiveFeed, Silent
 from agkit.feed.book import L2Book
-from agkit.records import now_us
+from agkit.records import metric_record, now_us
 from agkit.stage import Context
 
 WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
@@ -649,15 +649,7 @@ class PolymarketFeed(LiveFeed):
         out = self.metrics.records(now, live=True, book_levels=levels)
         if self.conflated:
             out.append(
-                {
-                    "type": "metric",
-                    "ts_event": now,
-                    "ts_init": now,
-                    "name": "polymarket.clob.books_conflated",
-                    "kind": "counter",
-                    "value": self.conflated,
-                    "labels": {"source": "polymarket"},
-                }
+                metric_record(now, "polymarket.clob.books_conflated", self.conflated, "counter", {"source": "polymarket"})
             )
         return out
 

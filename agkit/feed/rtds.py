@@ -25,7 +25,7 @@ import orjson
 
 from agkit.errors import UsageError
 from agkit.feed.base import Attempt, FeedMetrics, LiveFeed, Silent
-from agkit.records import now_us
+from agkit.records import metric_record, now_us
 from agkit.stage import Context
 
 RTDS_URL = "wss://ws-live-data.polymarket.com"
@@ -218,9 +218,8 @@ class RtdsFeed(LiveFeed):
     def metric_records(self, now: int) -> list[dict[str, Any]]:
         out = self.metrics.records(now, live=True)
         for (topic, kind), n in sorted(self.norm.by_topic.items()):
-            out.append({"type": "metric", "ts_event": now, "ts_init": now,
-                        "name": "polymarket.rtds.messages_by_topic", "kind": "counter", "value": n,
-                        "labels": {"source": "rtds", "topic": topic, "message_type": kind}})
+            labels = {"source": "rtds", "topic": topic, "message_type": kind}
+            out.append(metric_record(now, "polymarket.rtds.messages_by_topic", n, "counter", labels))
         return out
 
     async def _connection(self) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
+from agkit.records import metric_record
 from agkit.risk.killswitch import KillSwitchState
 from agkit.risk.policy import PolicySet, PolicySpec
 from agkit.stage import Context, Out, Stage, Timer
@@ -235,23 +236,23 @@ class RiskCheck(Stage):
         return None
 
     def _kill_metric(self, now: int) -> dict[str, Any]:
-        return _metric(now, "risk.kill_switch", "gauge", 1.0 if self.kill.engaged else 0.0, {})
+        return metric_record(now, "risk.kill_switch", 1.0 if self.kill.engaged else 0.0, "gauge", {})
 
     # -- metrics ---------------------------------------------------------------------
 
     def metrics(self) -> list[dict[str, Any]]:
         now = self._clock_now()
         out = [
-            _metric(now, "risk.decisions", "counter", float(self.approved), {"policy": "all", "decision": "approved"}),
+            metric_record(now, "risk.decisions", float(self.approved), "counter", {"policy": "all", "decision": "approved"}),
         ]
         for name, n in self.denied_by.items():
-            out.append(_metric(now, "risk.decisions", "counter", float(n), {"policy": name, "decision": "denied"}))
+            out.append(metric_record(now, "risk.decisions", float(n), "counter", {"policy": name, "decision": "denied"}))
         out += [
-            _metric(now, "risk.exposure_usd", "gauge", self.inv_mark, {"basis": "mark"}),
-            _metric(now, "risk.exposure_usd", "gauge", self.inv_worst, {"basis": "worst_case"}),
-            _metric(now, "risk.open_orders", "gauge", float(len(self.open)), {}),
-            _metric(now, "risk.pnl_usd", "gauge", self.net_pnl, {}),
-            _metric(now, "risk.daily_pnl_usd", "gauge", self.net_pnl - self.day_start_pnl, {}),
+            metric_record(now, "risk.exposure_usd", self.inv_mark, "gauge", {"basis": "mark"}),
+            metric_record(now, "risk.exposure_usd", self.inv_worst, "gauge", {"basis": "worst_case"}),
+            metric_record(now, "risk.open_orders", float(len(self.open)), "gauge", {}),
+            metric_record(now, "risk.pnl_usd", self.net_pnl, "gauge", {}),
+            metric_record(now, "risk.daily_pnl_usd", self.net_pnl - self.day_start_pnl, "gauge", {}),
             self._kill_metric(now),
         ]
         return out
@@ -939,13 +940,3 @@ def _zero() -> int:
     return 0
 
 
-def _metric(now: int, name: str, kind: str, value: float, labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": "metric",
-        "ts_event": now,
-        "ts_init": now,
-        "name": name,
-        "kind": kind,
-        "value": value,
-        "labels": labels,
-    }

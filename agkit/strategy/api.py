@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from agkit.clock import EventClock
 from agkit.portfolio import Portfolio
+from agkit.records import metric_record
 from agkit.stage import Context, Out, Rec, Stage, Timer
 from agkit.strategy.params import NoParams, parse_params
 
@@ -477,17 +478,8 @@ class Strategy(Stage):
         self._out.append(rec)
 
     def metric(self, name: str, value: float, kind: str = "gauge", **labels: str) -> None:
-        now = self.ctx.clock.now_us()
         self._out.append(
-            {
-                "type": "metric",
-                "ts_event": now,
-                "ts_init": now,
-                "name": name,
-                "kind": kind,
-                "value": value,
-                "labels": {"strategy": self.name, **labels},
-            }
+            metric_record(self.ctx.clock.now_us(), name, value, kind, {"strategy": self.name, **labels})
         )
 
     # -- internals ---------------------------------------------------------------------------
