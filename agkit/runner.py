@@ -317,6 +317,7 @@ class PipeRunner:
         without building a dict. Consecutive forwarded lines are copied out in one
         join."""
         on_record = self.stage.on_record
+        on_line = self.stage.on_record_line if self.stage.takes_lines else None
         consumes = self.stage.consumes
         consumed = self._consumed_types
         sniff = consumed is None or bool(consumed)  # `agkit pass` consumes nothing
@@ -353,7 +354,7 @@ class PipeRunner:
                     continue  # our own record, back around the feedback loop: already sent on
                 rec = orjson.loads(line)
             try:
-                result = on_record(rec)
+                result = on_record(rec) if on_line is None else on_line(rec, line)
             except InvalidRecord as exc:
                 src.lines.lineno = base + i + 1
                 self._bad(name, base + i + 1, line, str(exc))
@@ -624,6 +625,8 @@ def _as_coro(aw: Awaitable[None]) -> Any:
 
 
 _NEVER = 1 << 62  # a due time no timestamp in µs reaches
+# a stage's on_record, its consumes, and whether it is the chain's feedback stage
+_Call = tuple[Callable[[dict[str, Any]], Out], frozenset[str] | None, bool]
 
 
 class Chain(Stage):
@@ -655,6 +658,10 @@ class Chain(Stage):
         self._out: list[Rec] = []
         self._sync_only = False  # set by process(), which has no event loop
         self._started = False  # has a timestamped record arrived yet
+        # per start index: (on_record, consumes, is the feedback stage) of the stages from
+        # there on, bound once the stages have started (_bind)
+        self._calls: list[list[_Call]] = []
+        self._bind()
 
     # Stage interface ----------------------------------------------------------------
 
@@ -666,6 +673,7 @@ class Chain(Stage):
         results = self._collect(
             [stage.start(c) for stage, c in zip(self.stages, self._ctxs, strict=True)]
         )
+        self._bind()
         now = self.clock.now_us()
         for i, stage in enumerate(self.stages):
             self._timers += [(now + t.interval_us, i, t) for t in stage.timers()]
@@ -675,7 +683,7 @@ class Chain(Stage):
         return self._emitted_all(results)
 
     def on_record(self, rec: dict[str, Any]) -> Out:
-        return self._ingest(0, [rec])
+        return self._ingest(rec)
 
     def run(self, ctx: Context) -> Awaitable[None] | None:
         return self.stages[0].run(self._ctxs[0])
@@ -696,8 +704,9 @@ class Chain(Stage):
         """Push a whole stream through the chain, start and stop included."""
         self._sync_only = True
         yield from self._sync(self.start(Context(self.clock, self._out.append, log)))
+        ingest = self._ingest
         for rec in records:
-            yield from self._ingest(0, [rec])
+            yield from ingest(rec)
             if self._out:
                 yield from self._take_out()
         yield from self._sync(self.stop())
@@ -726,7 +735,16 @@ class Chain(Stage):
 
     async def _settle(self, results: Sequence[MaybeAsync]) -> Out:
         done = [await r if inspect.isawaitable(r) else r for r in results]
+        self._bind()  # an async start may have set up what on_record uses
         return self._emitted_all(done)
+
+    def _bind(self) -> None:
+        """Look up each stage's on_record and consumes once, not per record."""
+        calls: list[_Call] = [
+            (stage.on_record, stage.consumes, i == self.feedback_from)
+            for i, stage in enumerate(self.stages)
+        ]
+        self._calls = [calls[i:] for i in range(len(calls) + 1)]
 
     def _emitted_all(self, results: Sequence[MaybeAsync]) -> list[Rec]:
         out: list[Rec] = []
@@ -758,14 +776,19 @@ class Chain(Stage):
             self._event_clock.advance(ts)
         return out
 
-    def _ingest(self, index: int, recs: list[dict[str, Any]]) -> list[Rec]:
-        """Records entering the chain at stage `index` from outside."""
-        out: list[Rec] = []
-        for rec in recs:
-            out += self._advance(rec)
-            out += self._through(index, [rec])
-            if self._pending:
-                out += self._drain_feedback()
+    def _ingest(self, rec: dict[str, Any]) -> list[Rec]:
+        """A record entering the chain from outside, and all it causes."""
+        ts = rec.get("ts_event")
+        if type(ts) is int and self._started and ts < self._next_due:
+            # no timer due (the usual case): only the event clock moves
+            if self._event_clock is not None:
+                self._event_clock.advance(ts)
+            out = self._through(0, [rec])
+        else:
+            out = self._advance(rec)
+            out += self._through(0, [rec])
+        if self._pending:
+            out += self._drain_feedback()
         return out
 
     def _tick(self) -> Out:
@@ -792,38 +815,53 @@ class Chain(Stage):
             for d in recs:
                 self._own[id(d)] = d
                 self._pending.append(d)
-        return self._through(index + 1, recs) + self._drain_feedback()
+        return self._through(index + 1, [*recs]) + self._drain_feedback()
 
-    def _through(self, start: int, recs: list[dict[str, Any]]) -> list[Rec]:
-        stages = self.stages
-        fb = self.feedback_from
+    def _through(self, start: int, recs: list[Rec]) -> list[Rec]:
+        """`recs` (a list the caller gives away) through the stages from `start` on."""
         own = self._own
-        for i in range(start, len(stages)):
+        for on_record, consumes, feedback in self._calls[start]:
+            if len(recs) == 1:  # the usual case, a record on its own: no list per stage
+                rec: Any = recs[0]
+                if feedback and own and own.pop(id(rec), None) is rec:
+                    return []  # our own record, back around the loop
+                if consumes is not None and rec["type"] not in consumes:
+                    continue
+                res = on_record(rec)
+                if type(res) is tuple and len(res) == 1 and res[0] is rec:
+                    continue  # forwarded, nothing added
+                recs = self._outputs(rec, res, feedback, []) if res else []
+                continue
             if not recs:
-                return []
-            stage = stages[i]
-            consumes = stage.consumes
-            nxt: list[dict[str, Any]] = []
+                return recs
+            nxt: list[Rec] = []
             for rec in recs:
-                if i == fb and own and own.pop(id(rec), None) is rec:
-                    continue  # our own record, back around the loop
+                if feedback and own and own.pop(id(rec), None) is rec:
+                    continue
                 if consumes is not None and rec["type"] not in consumes:
                     nxt.append(rec)
                     continue
-                res = stage.on_record(rec)
-                if not res:
-                    continue
-                for r in res:
-                    if r is rec:
-                        nxt.append(rec)
-                        continue
-                    d = r if type(r) is dict else to_builtins(r)  # type: ignore[arg-type]
-                    if i == fb:
-                        own[id(d)] = d
-                        self._pending.append(d)
-                    nxt.append(d)
+                res = on_record(rec)
+                if type(res) is tuple and len(res) == 1 and res[0] is rec:
+                    nxt.append(rec)
+                elif res:
+                    self._outputs(rec, res, feedback, nxt)
             recs = nxt
-        return list(recs)
+        return recs
+
+    def _outputs(self, rec: Rec, res: Iterable[Rec], feedback: bool, nxt: list[Rec]) -> list[Rec]:
+        """Append what a stage returned for `rec` to `nxt`; the feedback stage's own
+        records also go around the loop."""
+        for r in res:
+            if r is rec:
+                nxt.append(rec)
+                continue
+            d = r if type(r) is dict else to_builtins(r)  # type: ignore[arg-type]
+            if feedback:
+                self._own[id(d)] = d
+                self._pending.append(d)
+            nxt.append(d)
+        return nxt
 
     def _drain_feedback(self) -> list[Rec]:
         out: list[Rec] = []

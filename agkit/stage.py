@@ -111,6 +111,8 @@ class Stage:
     consumes: ClassVar[frozenset[str] | None] = None
     # True for sources that produce records without reading stdin (feeds).
     reads_input: ClassVar[bool] = True
+    # True: the pipe runner calls on_record_line (record and its input line).
+    takes_lines: ClassVar[bool] = False
 
     ctx: Context
 
@@ -120,6 +122,12 @@ class Stage:
 
     def on_record(self, rec: dict[str, Any]) -> Out:
         return (rec,)
+
+    def on_record_line(self, rec: dict[str, Any], line: bytes) -> Out:
+        """on_record with the input line the record was decoded from (no newline), for a
+        stage that keeps records as JSON (store ingest) and need not encode them again.
+        The pipe runner calls it instead of on_record when `takes_lines` is set."""
+        return self.on_record(rec)
 
     def timers(self) -> list[Timer]:
         return []

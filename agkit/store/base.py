@@ -28,9 +28,9 @@ class Batch:
     rows: dict[str, list[Row]] = field(default_factory=dict)
     n: int = 0
 
-    def add(self, rec: dict[str, Any]) -> None:
-        """Validate and add one record; InvalidRecord adds nothing."""
-        table, row = batch_row(rec, self.n)
+    def add(self, rec: dict[str, Any], raw: str | None = None) -> None:
+        """Validate and add one record (`raw`: its JSON line); InvalidRecord adds nothing."""
+        table, row = batch_row(rec, self.n, raw)
         rows = self.rows.get(table)
         if rows is None:
             rows = self.rows[table] = []

@@ -395,13 +395,14 @@ ROW_MAKERS: dict[str, Callable[[dict[str, Any], str, int], Row]] = {
 }
 
 
-def batch_row(rec: dict[str, Any], ord: int) -> tuple[str, Row]:
+def batch_row(rec: dict[str, Any], ord: int, raw: str | None = None) -> tuple[str, Row]:
     """(table, row) for a decoded record; raises InvalidRecord for one we cannot store.
 
     row[0] is `ord`, the record's place in its batch (stored as seq = batch base + ord),
-    then the table's columns in order."""
+    then the table's columns in order. `raw` is the JSON line the record was decoded
+    from, stored as it is; without it the record is encoded compactly."""
     table = _TABLE_OF_TYPE_GET(rec["type"], "records")
-    return table, ROW_MAKERS[table](rec, _dumps(rec).decode(), ord)
+    return table, ROW_MAKERS[table](rec, _dumps(rec).decode() if raw is None else raw, ord)
 
 
 def to_row(rec: dict[str, Any]) -> tuple[str, Row]:

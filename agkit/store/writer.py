@@ -1,8 +1,9 @@
 """A child process that writes SQLite batches for `store ingest`.
 
 SQLite does its work while holding the GIL for every row it binds, so a writer thread
-cannot overlap with decoding. A second process can: the stage pickles each full batch
-down a pipe, the child writes it in one transaction and answers with the number of new
+cannot overlap with decoding. A second process can: the stage serialises each full batch
+down a pipe (marshal: twice as fast as pickle for rows of str, int and float, and
+both ends are the same interpreter), the child writes it in one transaction and answers with the number of new
 rows, while the stage decodes the next batch. One batch is in flight at a time, so
 memory stays bounded and back-pressure still reaches stdin.
 
@@ -10,13 +11,13 @@ The child ignores SIGINT and SIGTERM (a Ctrl-C or a `kill` of the process group 
 not lose the batch it is writing): it ends when its input closes, after committing what
 it received, so a SIGKILLed stage loses nothing the child had already been sent.
 
-    frame in:  8-byte length, pickle of (rows by table, n)
+    frame in:  8-byte length, marshal of (rows by table, n)
     frame out: 8-byte signed count of new rows; -1 then an error message frame
 """
 
 from __future__ import annotations
 
-import pickle
+import marshal
 import signal
 import struct
 import subprocess
@@ -39,10 +40,11 @@ class ChildWriter:
         self.pending = False
 
     def send(self, batch: Batch) -> None:
-        payload = pickle.dumps((batch.rows, batch.n), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = marshal.dumps((batch.rows, batch.n))
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(_LEN.pack(len(payload)) + payload)
+            self.proc.stdin.write(_LEN.pack(len(payload)))
+            self.proc.stdin.write(payload)
             self.proc.stdin.flush()
         except BrokenPipeError:
             raise AgkitError(f"the SQLite writer process ended ({self._why()})") from None
@@ -88,7 +90,7 @@ def main(path: str) -> int:
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
         while (size := _read_int(inp)) is not None:
-            rows, n = pickle.loads(inp.read(size))
+            rows, n = marshal.loads(inp.read(size))
             try:
                 new = store.write_batch(Batch(rows, n))
             except Exception as exc:

@@ -54,6 +54,39 @@ def test_round_trip_gives_back_the_same_records(db: str) -> None:
     )
 
 
+def test_lines_are_stored_as_received_and_padded_ones_compactly(db: str) -> None:
+    """The pipe stores each line as it came (no second encoding); a line with whitespace
+    around the object is stored as its compact encoding; either way export gives back
+    records equal to the input, and ingesting the other form adds no row."""
+    as_sent = (
+        b'{"type":"trade","price":0.50,"ts_event":1767225600000000,"ts_init":1767225600000001,'
+        b'"venue":"polymarket","market":"0xm","asset":"tok","size":10.0,"side":"buy","trade_id":"t1"}'
+    )
+    padded = {"type": "feed_status", "ts_event": T0 + 1, "ts_init": T0 + 2, "source": "polymarket", "state": "live"}
+    ingest(db, as_sent + b"\n  " + orjson.dumps(padded) + b"  \r\n")
+    out = run_agkit("store", "export", "--db", db).stdout
+    assert out == as_sent + b"\n" + orjson.dumps(padded) + b"\n"
+    assert parse_ndjson(out) == [orjson.loads(as_sent), padded]
+    ingest(db, orjson.dumps(orjson.loads(as_sent)) + b"\n")  # the same trade, encoded by agkit
+    assert counts(db)["trades"] == 1
+
+
+def test_in_process_stage_encodes_records_itself(tmp_path: Path) -> None:
+    """Chain and library callers hand on_record a dict: the stored line is its compact encoding."""
+    from agkit.clock import Clock
+    from agkit.stage import Context
+    from agkit.store.ingest import IngestStage
+
+    recs = mixed(50)
+    path = tmp_path / "lib.db"
+    stage = IngestStage(str(path))
+    stage.start(Context(Clock(), lambda r: None, lambda m: None))
+    for rec in recs:
+        stage.on_record(rec)
+    stage.stop()
+    assert run_agkit("store", "export", "--db", str(path)).stdout == ndjson(recs)
+
+
 def test_reingest_never_duplicates(db: str) -> None:
     data = ndjson(mixed(1500))
     ingest(db, data)
