@@ -1,10 +1,11 @@
 """`store ingest` as a stage: a sink, or a pass-through with --tee.
 
 Rows are batched by size and by time (a Timer flushes a partial batch), one
-transaction per batch. The database writes one batch while the stage decodes the next:
-on PostgreSQL in a writer thread (waiting on the server releases the GIL), on SQLite in
-a child process started at the first full batch (agkit.store.writer; SQLite holds the
-GIL while it binds rows, so a thread would not overlap). A flush first waits for the
+transaction per batch. The database writes one batch while the stage decodes the next,
+in a child process started at the first full batch (agkit.store.writer: SQLite binds and
+psycopg encodes COPY rows holding the GIL, so a thread would not overlap); before that,
+and for a store handed in by the caller, PostgreSQL writes in a thread and SQLite in the
+stage itself. A flush first waits for the
 previous write, so at most two batches exist: while the database is busy the runner
 stops reading stdin (back-pressure, never unbounded memory). `stop()` (EOF, SIGTERM,
 SIGINT, a closed stdout) commits what was received.
@@ -68,7 +69,7 @@ class IngestStage(Stage):
         if self.store.overlapped_writes:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         store = self.store
-        self._use_child = self._own_store and isinstance(store, SqliteStore) and store.path != ":memory:"
+        self._use_child = self._own_store and not (isinstance(store, SqliteStore) and store.path == ":memory:")
         return None
 
     def on_record(self, rec: dict[str, Any]) -> Out:
@@ -103,8 +104,7 @@ class IngestStage(Stage):
         self.wait()
         batch, self.batch = self.batch, Batch()
         if self._child is None and self._use_child and batch.n >= self.batch_size:
-            assert isinstance(store, SqliteStore)
-            self._child = ChildWriter(store.path)  # a full batch: a stream worth a second process
+            self._child = ChildWriter(store.url)  # a full batch: a stream worth a second process
         if self._child is not None:
             self._child.send(batch)
             self._pending = self._child.result

@@ -1,7 +1,8 @@
-"""A child process that writes SQLite batches for `store ingest`.
+"""A child process that writes the batches of `store ingest` (SQLite and PostgreSQL).
 
-SQLite does its work while holding the GIL for every row it binds, so a writer thread
-cannot overlap with decoding. A second process can: the stage serialises each full batch
+SQLite does its work while holding the GIL for every row it binds, and psycopg's COPY
+encodes every row under the GIL too, so a writer thread cannot overlap with decoding.
+A second process can: the stage serialises each full batch
 down a pipe (marshal: twice as fast as pickle for rows of str, int and float, and
 both ends are the same interpreter), the child writes it in one transaction and answers with the number of new
 rows, while the stage decodes the next batch. One batch is in flight at a time, so
@@ -11,7 +12,9 @@ The child ignores SIGINT and SIGTERM (a Ctrl-C or a `kill` of the process group 
 not lose the batch it is writing): it ends when its input closes, after committing what
 it received, so a SIGKILLed stage loses nothing the child had already been sent.
 
-    frame in:  8-byte length, marshal of (rows by table, n)
+    frame in:  first the database URL (8-byte length, UTF-8: not in argv, where `ps`
+               would show a password), then per batch 8-byte length, marshal of
+               (rows by table, n)
     frame out: 8-byte signed count of new rows; -1 then an error message frame
 """
 
@@ -33,21 +36,24 @@ _LEN = struct.Struct("<q")
 class ChildWriter:
     """The stage's side: send a batch, then collect its result before the next one."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agkit.store.writer", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, "-m", "agkit.store.writer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.pending = False
+        self._write(url.encode())
 
-    def send(self, batch: Batch) -> None:
-        payload = marshal.dumps((batch.rows, batch.n))
+    def _write(self, payload: bytes) -> None:
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(_LEN.pack(len(payload)))
             self.proc.stdin.write(payload)
             self.proc.stdin.flush()
         except BrokenPipeError:
-            raise AgkitError(f"the SQLite writer process ended ({self._why()})") from None
+            raise AgkitError(f"the store writer process ended ({self._why()})") from None
+
+    def send(self, batch: Batch) -> None:
+        self._write(marshal.dumps((batch.rows, batch.n)))
         self.pending = True
 
     def result(self) -> int:
@@ -56,7 +62,7 @@ class ChildWriter:
         self.pending = False
         n = _read_int(self.proc.stdout)
         if n is None:
-            raise AgkitError(f"the SQLite writer process ended ({self._why()})")
+            raise AgkitError(f"the store writer process ended ({self._why()})")
         if n < 0:
             size = _read_int(self.proc.stdout) or 0
             raise AgkitError(self.proc.stdout.read(size).decode(errors="replace"))
@@ -81,20 +87,24 @@ def _read_int(stream: IO[bytes]) -> int | None:
     return int(value)
 
 
-def main(path: str) -> int:
+def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from agkit.store.sqlite import SqliteStore
+    from agkit.store import open_store
 
-    store = SqliteStore(path, create=False)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
+    size = _read_int(inp)
+    if size is None:
+        return 0
+    store = open_store(inp.read(size).decode(), migrate=False, create=False)  # the stage migrated it
     try:
         while (size := _read_int(inp)) is not None:
             rows, n = marshal.loads(inp.read(size))
             try:
                 new = store.write_batch(Batch(rows, n))
             except Exception as exc:
-                message = f"cannot write to the store: {type(exc).__name__}: {exc}".encode()
+                why = str(exc) if isinstance(exc, AgkitError) else f"{type(exc).__name__}: {exc}"
+                message = f"cannot write to the store: {why}".encode()
                 out.write(_LEN.pack(-1) + _LEN.pack(len(message)) + message)
                 out.flush()
                 return 1
@@ -108,4 +118,4 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1]))
+    raise SystemExit(main())
