@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,8 @@ from agkit.stage import Context, Out, Stage, Timer
 from agkit.store.base import Batch, Store
 from agkit.store.sqlite import SqliteStore
 from agkit.store.writer import ChildWriter
+
+CHILD_IN_FLIGHT = 2  # one batch being written by the child, one read ahead
 
 
 class IngestStage(Stage):
@@ -57,7 +60,7 @@ class IngestStage(Stage):
         self._writer: ThreadPoolExecutor | None = None
         self._child: ChildWriter | None = None
         self._use_child = False
-        self._pending: Callable[[], int] | None = None  # the result of the write in flight
+        self._pending: deque[Callable[[], int]] = deque()  # results of the writes in flight, oldest first
 
     def start(self, ctx: Context) -> Out:
         self.ctx = ctx
@@ -97,22 +100,30 @@ class IngestStage(Stage):
         return None
 
     def flush(self) -> None:
-        """Hand the batch to the writer (after the previous write has committed)."""
+        """Hand the batch to the writer: the child takes it while one earlier batch is
+        still being written; a thread or the stage itself after the previous write."""
         store = self.store
         if not self.batch.n or store is None:
             return
-        self.wait()
         batch, self.batch = self.batch, Batch()
         if self._child is None and self._use_child and batch.n >= self.batch_size:
+            self.wait()  # what was written in-process so far, first
             self._child = ChildWriter(store.url)  # a full batch: a stream worth a second process
         if self._child is not None:
+            while len(self._pending) >= CHILD_IN_FLIGHT:
+                self._collect()
             self._child.send(batch)
-            self._pending = self._child.result
-        elif self._writer is not None:
-            self._pending = self._writer.submit(store.write_batch, batch).result
+            self._pending.append(self._child.result)
         else:
-            self._pending = functools.partial(store.write_batch, batch)
             self.wait()
+            if self._writer is not None:
+                self._pending.append(self._writer.submit(store.write_batch, batch).result)
+            else:
+                self._pending.append(functools.partial(store.write_batch, batch))
+                self.wait()
+        self._report()
+
+    def _report(self) -> None:
         if self.progress:
             now = time.monotonic()
             if now - self._last_report >= 2.0:
@@ -120,10 +131,13 @@ class IngestStage(Stage):
                 self.ctx.log(f"agkit store ingest: {self.records} records, {self.new_rows} new rows")
 
     def wait(self) -> None:
-        """Wait for the batch being written; its failure is ours (a clear message, exit 1)."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
+        """Wait for every batch being written."""
+        while self._pending:
+            self._collect()
+
+    def _collect(self) -> None:
+        """The result of the oldest write; its failure is ours (a clear message, exit 1)."""
+        pending = self._pending.popleft()
         try:
             self.new_rows += pending()
         except AgkitError:

@@ -5,8 +5,9 @@ encodes every row under the GIL too, so a writer thread cannot overlap with deco
 A second process can: the stage serialises each full batch
 down a pipe (marshal: twice as fast as pickle for rows of str, int and float, and
 both ends are the same interpreter), the child writes it in one transaction and answers with the number of new
-rows, while the stage decodes the next batch. One batch is in flight at a time, so
-memory stays bounded and back-pressure still reaches stdin.
+rows, while the stage decodes the next batch. The child reads the next batch off the pipe
+while it writes the current one, so at most two batches are in flight: memory stays
+bounded and back-pressure still reaches stdin.
 
 The child ignores SIGINT and SIGTERM (a Ctrl-C or a `kill` of the process group must
 not lose the batch it is writing): it ends when its input closes, after committing what
@@ -21,10 +22,12 @@ it received, so a SIGKILLed stage loses nothing the child had already been sent.
 from __future__ import annotations
 
 import marshal
+import queue
 import signal
 import struct
 import subprocess
 import sys
+import threading
 from typing import IO
 
 from agkit.errors import AgkitError
@@ -40,7 +43,6 @@ class ChildWriter:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agkit.store.writer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        self.pending = False
         self._write(url.encode())
 
     def _write(self, payload: bytes) -> None:
@@ -54,12 +56,10 @@ class ChildWriter:
 
     def send(self, batch: Batch) -> None:
         self._write(marshal.dumps((batch.rows, batch.n)))
-        self.pending = True
 
     def result(self) -> int:
         """New rows of the batch sent last (raises the child's error)."""
         assert self.proc.stdout is not None
-        self.pending = False
         n = _read_int(self.proc.stdout)
         if n is None:
             raise AgkitError(f"the store writer process ended ({self._why()})")
@@ -87,6 +87,14 @@ def _read_int(stream: IO[bytes]) -> int | None:
     return int(value)
 
 
+def _read_frames(inp: IO[bytes], frames: queue.Queue[bytes | None]) -> None:
+    """Take the next batch off the pipe while the current one is written, so the stage
+    can hand it over and go on decoding (reading the pipe releases the GIL)."""
+    while (size := _read_int(inp)) is not None:
+        frames.put(inp.read(size))
+    frames.put(None)
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -97,9 +105,11 @@ def main() -> int:
     if size is None:
         return 0
     store = open_store(inp.read(size).decode(), migrate=False, create=False)  # the stage migrated it
+    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+    threading.Thread(target=_read_frames, args=(inp, frames), daemon=True).start()
     try:
-        while (size := _read_int(inp)) is not None:
-            rows, n = marshal.loads(inp.read(size))
+        while (frame := frames.get()) is not None:
+            rows, n = marshal.loads(frame)
             try:
                 new = store.write_batch(Batch(rows, n))
             except Exception as exc:
