@@ -1,7 +1,7 @@
 """Store benchmarks: ingest rows/s (SQLite, PostgreSQL) beside a naive one-INSERT-per-row
 loop on the same data, and rollup time from scratch and for one incremental hour.
 
-    python bench/bench_store.py            # short run (< 3 min): 200k records, 500k trades
+    python bench/bench_store.py            # short run (< 3 min): 1M records (the issue's size), 500k trades
     python bench/bench_store.py --full     # 1M mixed records, 10M trades: ~5 min here
 
 The ingest figure is the real command, end to end (`agkit store ingest < file`,
@@ -247,12 +247,12 @@ def bench_rollup(n: int, pg: str | None, tmp: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full", action="store_true", help="1M ingest records and 10M rollup trades")
+    ap.add_argument("--full", action="store_true", help="10M rollup trades (instead of 500k)")
     ap.add_argument("--records", type=int, help="mixed records to ingest")
     ap.add_argument("--trades", type=int, help="trades for the rollup figures")
     ap.add_argument("--naive", type=int, default=20_000, help="rows in the naive baseline sample")
     args = ap.parse_args()
-    n = args.records or (1_000_000 if args.full else 200_000)
+    n = args.records or 1_000_000
     trades = args.trades or (10_000_000 if args.full else 500_000)
     pg = pg_base()
     with tempfile.TemporaryDirectory(prefix="agkit-bench-store-") as tmp:
