@@ -598,20 +598,23 @@ def _decode_consumed(
     which validates, reports and classifies it."""
     if not line.startswith(_TYPE_FIRST):
         return None
-    kind = line[9 : line.find(b'"', 9)]
-    if consumed is None:
-        name = kind.decode("utf-8", "replace")
-    else:
-        found = consumed.get(kind)
-        if found is None:
+    if consumed is None:  # every type: any string will do
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
             return None
-        name = found
-    try:
-        rec = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if type(rec) is not dict or rec.get("type") != name:
-        return None  # e.g. a repeated "type" key: let the careful path decide
+        if type(rec) is not dict or type(rec.get("type")) is not str:
+            return None
+    else:
+        name = consumed.get(line[9 : line.find(b'"', 9)])
+        if name is None:
+            return None
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        if type(rec) is not dict or rec.get("type") != name:
+            return None  # e.g. a repeated "type" key: let the careful path decide
     if fb_tag is not None and "_fb" in rec:
         return None
     return rec
