@@ -316,8 +316,10 @@ class PipeRunner:
         line gets a light msgspec pass that validates the JSON and reads `type`
         without building a dict. Consecutive forwarded lines are copied out in one
         join."""
+        if self.stage.takes_lines:
+            self._hand_lines(src, lines)
+            return
         on_record = self.stage.on_record
-        on_line = self.stage.on_record_line if self.stage.takes_lines else None
         consumes = self.stage.consumes
         consumed = self._consumed_types
         sniff = consumed is None or bool(consumed)  # `agkit pass` consumes nothing
@@ -354,7 +356,7 @@ class PipeRunner:
                     continue  # our own record, back around the feedback loop: already sent on
                 rec = orjson.loads(line)
             try:
-                result = on_record(rec) if on_line is None else on_line(rec, line)
+                result = on_record(rec)
             except InvalidRecord as exc:
                 src.lines.lineno = base + i + 1
                 self._bad(name, base + i + 1, line, str(exc))
@@ -372,6 +374,27 @@ class PipeRunner:
         if run < len(lines):
             out.buf += b"\n".join(lines[run:])
             out.buf += b"\n"
+        src.lines.lineno = base + len(lines)
+
+    def _hand_lines(self, src: _Source, lines: list[bytes]) -> None:
+        """The loop for a stage that takes lines undecoded: the lines it says go on are
+        forwarded byte for byte, the ones it refuses follow --on-error."""
+        on_line = self.stage.on_line
+        out = self.out
+        base = src.lines.lineno
+        for i, line in enumerate(lines):
+            try:
+                forward = on_line(line)
+            except InvalidRecord as exc:
+                src.lines.lineno = base + i + 1
+                self._bad(src.lines.name, base + i + 1, line, str(exc))
+                continue
+            if forward:
+                out.buf += line
+                out.buf += b"\n"
+                if len(out.buf) > BATCH_BYTES:
+                    src.lines.lineno = base + i + 1
+                    self._flush()
         src.lines.lineno = base + len(lines)
 
     def _bad(self, name: str, lineno: int, raw: bytes, reason: str) -> None:

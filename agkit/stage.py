@@ -111,7 +111,8 @@ class Stage:
     consumes: ClassVar[frozenset[str] | None] = None
     # True for sources that produce records without reading stdin (feeds).
     reads_input: ClassVar[bool] = True
-    # True: the pipe runner calls on_record_line (record and its input line).
+    # True: the pipe runner hands every input line to on_line undecoded (a sink that keeps
+    # records as JSON and decodes only what it needs: store ingest). Others call on_record.
     takes_lines: ClassVar[bool] = False
 
     ctx: Context
@@ -123,11 +124,10 @@ class Stage:
     def on_record(self, rec: dict[str, Any]) -> Out:
         return (rec,)
 
-    def on_record_line(self, rec: dict[str, Any], line: bytes) -> Out:
-        """on_record with the input line the record was decoded from (no newline), for a
-        stage that keeps records as JSON (store ingest) and need not encode them again.
-        The pipe runner calls it instead of on_record when `takes_lines` is set."""
-        return self.on_record(rec)
+    def on_line(self, line: bytes) -> bool:
+        """One input line (no newline), when `takes_lines` is set: returns whether the
+        line goes on downstream unchanged; raises InvalidRecord for a line it refuses."""
+        raise NotImplementedError
 
     def timers(self) -> list[Timer]:
         return []

@@ -15,7 +15,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from agkit.store.schema import RECORD_TABLES, TABLE_OF_TYPE, TABLES, Row, Table, batch_row
+from agkit.errors import InvalidRecord
+from agkit.store.schema import RECORD_TABLES, TABLE_OF_TYPE, TABLES, Row, Table, batch_row, line_row
+from agkit.stream import decode_line
 
 DAY_US = 86_400_000_000
 
@@ -30,7 +32,25 @@ class Batch:
 
     def add(self, rec: dict[str, Any], raw: str | None = None) -> None:
         """Validate and add one record (`raw`: its JSON line); InvalidRecord adds nothing."""
-        table, row = batch_row(rec, self.n, raw)
+        self._append(*batch_row(rec, self.n, raw))
+
+    def add_line(self, line: bytes) -> bool:
+        """Validate and add one input line, stored as it came (as its compact encoding if
+        whitespace surrounds the object). False for a blank line; InvalidRecord (with the
+        reason) for a line that is not a storable record."""
+        compact = line[:1] == b"{" and line[-1:] == b"}"
+        got = line_row(line, line.decode(), self.n) if compact else None
+        if got is None:
+            rec, reason = decode_line(line)
+            if rec is None:
+                if not line.strip():
+                    return False
+                raise InvalidRecord(reason or "not a record")
+            got = batch_row(rec, self.n, line.decode() if compact else None)
+        self._append(*got)
+        return True
+
+    def _append(self, table: str, row: Row) -> None:
         rows = self.rows.get(table)
         if rows is None:
             rows = self.rows[table] = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import orjson
 import pytest
 
 from agkit.errors import InvalidRecord, UsageError
@@ -120,3 +123,67 @@ def test_timescale_path_creates_hypertables_with_compression_and_retention_polic
     for table in RECORD_TABLES:
         assert f"PRIMARY KEY ({', '.join(table.key)})) PARTITION BY RANGE (ts_event)" in plain_text
         assert f"CREATE INDEX {table.name}_ts ON {table.name} USING brin (ts_event)" in plain
+
+
+def _variants(rng: random.Random) -> list[bytes]:
+    """Book and trade lines, well-formed and not: every way the typed line path could
+    disagree with the dict path."""
+    t = 1_767_225_600_000_000 + rng.randrange(10**9)
+    book: dict[str, object] = {
+        "type": "book", "ts_event": t, "ts_init": t + 5, "venue": "polymarket", "market": "0xm",
+        "asset": "7" * rng.choice((3, 77)), "bids": [[0.41, 10.0], [0.4, 5.0]], "asks": [[0.43, 7.5]],
+        "tick_size": 0.01, "hash": "h" + str(rng.randrange(1000)),
+    }
+    trade: dict[str, object] = {
+        "type": "trade", "ts_event": t, "ts_init": t + 5, "venue": "polymarket", "market": "0xm",
+        "asset": "tok", "price": 0.5, "size": 12.0, "side": "buy", "trade_id": "t" + str(rng.randrange(1000)),
+    }
+    edits: list[tuple[str, object]] = [
+        ("price", 1), ("size", 3), ("price", True), ("price", "0.5"), ("side", "hold"), ("side", None),
+        ("ts_event", 1 << 62), ("ts_event", -(1 << 62)), ("ts_event", 1.5), ("ts_init", "1"), ("hash", ""),
+        ("hash", None), ("bids", []), ("asks", []), ("bids", [[1, 2]]), ("bids", [[0.4, 1.0], "x"]),
+        ("asks", [[0.5]]), ("asks", [[0.5, 1.0, 2.0]]), ("asks", [["0.5", 1.0]]), ("venue", 3), ("asset", None),
+        ("trade_id", 7), ("extra", {"nested": [1, 2]}), ("bids", [[0.4, 1e308]]),
+    ]
+    lines = [orjson.dumps(book), orjson.dumps(trade)]
+    for base in (book, trade):
+        for key, value in edits:
+            lines.append(orjson.dumps({**base, key: value}))
+        for key in base:
+            lines.append(orjson.dumps({k: v for k, v in base.items() if k != key}))
+    body = orjson.dumps(trade)[1:]
+    lines += [b'{"price":0.7,' + body, b'{"type":"book",' + body, body[:-1] + b',"price":0.9}', b"{" + body]
+    return lines
+
+
+def test_line_path_gives_the_rows_of_the_dict_path() -> None:
+    """Batch.add_line takes books and trades through one typed decode; for every line it
+    accepts, the row must equal the dict path's, and every line it refuses must be
+    refused by the dict path too, with the dict path's message."""
+    from agkit.store.base import Batch
+    from agkit.store.schema import batch_row, line_row
+    from agkit.stream import decode_line
+
+    rng = random.Random(5)
+    typed = 0
+    for _ in range(40):
+        for line in _variants(rng):
+            raw = line.decode()
+            got = line_row(line, raw, 0)
+            rec, reason = decode_line(line)  # what the runner did before handing a record over
+            want: tuple[str, tuple[object, ...]] | str | None = reason
+            if rec is not None:
+                try:
+                    want = batch_row(rec, 0, raw)
+                except InvalidRecord as exc:
+                    want = str(exc)
+            if got is not None:
+                typed += 1
+                assert got == want, line
+            batch = Batch()
+            try:
+                batch.add_line(line)
+                assert [(t, r) for t, rows in batch.rows.items() for r in rows] == [want], line
+            except InvalidRecord as exc:
+                assert str(exc) == want, line
+    assert typed > 40 * 8  # the typed path did take the well-formed variants
