@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agkit.errors import InvalidRecord
-from agkit.portfolio import Portfolio
+from agkit.portfolio import Portfolio, PositionState
 from agkit.records import metric_record
 from agkit.risk.killswitch import KillSwitchState
 from agkit.risk.policy import PolicySet, PolicySpec
@@ -120,6 +120,18 @@ class RiskCheck(Stage):
         self.mkt_incl: dict[str, float] = {}
         self.mkt_excl: dict[str, float] = {}
         self.loss_policies: list[PolicySpec] = policy.of_type("LossLimit")
+        # (name, max daily loss, max drawdown, max drawdown %, capital): read once, since
+        # the stops are evaluated on every mark of a held asset
+        self._loss_limits: list[tuple[str, Any, Any, Any, Any]] = [
+            (
+                spec.name,
+                spec.params.get("max_daily_loss_usd"),
+                spec.params.get("max_drawdown_usd"),
+                spec.params.get("max_drawdown_pct"),
+                spec.params.get("capital_usd"),
+            )
+            for spec in self.loss_policies
+        ]
         compiled: list[tuple[PolicySpec, Check]] = []
         for spec in policy.policies:
             check = self._compile(spec)
@@ -335,9 +347,11 @@ class RiskCheck(Stage):
         pos = self.pf.positions.get(asset)
         if pos is not None and pos.size != 0.0:
             pos.mark = mid
-            self._refresh(asset)
+            self._refresh(asset, pos)
             if self.loss_policies:
-                return [rec, *self._check_loss()]
+                stop = self._check_loss()
+                if stop:
+                    return [rec, *stop]
         return (rec,)
 
     def _on_fill(self, rec: dict[str, Any]) -> Out:
@@ -426,18 +440,23 @@ class RiskCheck(Stage):
 
     # -- exposure and losses -------------------------------------------------------------
 
-    def _refresh(self, asset: str) -> None:
+    def _refresh(self, asset: str, pos: PositionState | None = None) -> None:
         """Recompute one asset's contribution to the exposure and PnL totals."""
-        pos = self.pf.positions.get(asset)
         if pos is None:
-            return
+            pos = self.pf.positions.get(asset)
+            if pos is None:
+                return
         s = pos.size
         if s == 0.0:
             new = (0.0, 0.0, pos.realized_pnl - pos.fees)
         else:
-            mark = pos.mark if pos.mark is not None else pos.avg_price
-            worst = s * pos.avg_price if s > 0 else -s * (1.0 - pos.avg_price)
-            new = (abs(s) * mark, worst, pos.net_pnl)
+            avg = pos.avg_price
+            held_mark = pos.mark
+            mark = held_mark if held_mark is not None else avg
+            worst = s * avg if s > 0 else -s * (1.0 - avg)
+            # pos.net_pnl, written out (this runs on every mark of a held asset)
+            unrealized = (held_mark - avg) * s if held_mark is not None else 0.0
+            new = (abs(s) * mark, worst, pos.realized_pnl + unrealized - pos.fees)
         old = self.contrib.get(asset, (0.0, 0.0, 0.0))
         self.contrib[asset] = new
         self.inv_mark += new[0] - old[0]
@@ -457,20 +476,15 @@ class RiskCheck(Stage):
         pnl = self.net_pnl
         daily = pnl - self.day_start_pnl
         dd = self.peak_pnl - pnl
-        for spec in self.loss_policies:
-            p = spec.params
-            lim = p.get("max_daily_loss_usd")
-            if lim is not None and -daily > lim:
-                return f"{spec.name}: daily loss {-daily:.2f} USD exceeds max {lim:.2f}"
-            lim = p.get("max_drawdown_usd")
-            if lim is not None and dd > lim:
-                return f"{spec.name}: drawdown {dd:.2f} USD from the peak exceeds max {lim:.2f}"
-            pct = p.get("max_drawdown_pct")
+        for name, daily_lim, dd_lim, pct, cap in self._loss_limits:
+            if daily_lim is not None and -daily > daily_lim:
+                return f"{name}: daily loss {-daily:.2f} USD exceeds max {daily_lim:.2f}"
+            if dd_lim is not None and dd > dd_lim:
+                return f"{name}: drawdown {dd:.2f} USD from the peak exceeds max {dd_lim:.2f}"
             if pct is not None:
-                cap = p["capital_usd"]
                 frac = dd / (cap + self.peak_pnl) * 100.0 if cap + self.peak_pnl > 0 else 100.0
                 if frac > pct:
-                    return f"{spec.name}: drawdown {frac:.2f}% of equity exceeds max {pct:.2f}%"
+                    return f"{name}: drawdown {frac:.2f}% of equity exceeds max {pct:.2f}%"
         return None
 
     def _check_loss(self) -> list[dict[str, Any]]:
