@@ -39,7 +39,7 @@ from agkit.exec.venue import (
     to_decimal,
 )
 from agkit.portfolio import Portfolio
-from agkit.records import metric_record
+from agkit.records import metric_record, parse
 
 
 class OrderState(enum.StrEnum):
@@ -447,8 +447,6 @@ class Oms:
 
     def _request(self, rec: dict[str, Any], ts: int) -> OrderRequest:
         """Validate a submit_order (venue-independent rules); ValueError names the problem."""
-        from agkit.records import parse
-
         parse(rec)  # types and required fields, from the one record definition
         side, tif = rec["side"], rec.get("tif", "GTC")
         price, size = rec["price"], rec["size"]
@@ -482,7 +480,8 @@ class Oms:
                     f"a market SELL sells `amount` shares: size {size!r} must equal amount {amount!r}"
                 )
         known = _SUBMIT_FIELDS
-        extra = {k: v for k, v in rec.items() if k not in known}
+        # (the usual record has no other field: a set test, not a comprehension)
+        extra = {} if known.issuperset(rec) else {k: v for k, v in rec.items() if k not in known}
         return OrderRequest(
             id=rec["id"],
             strategy=rec["strategy"],
