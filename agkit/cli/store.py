@@ -143,7 +143,7 @@ def ingest(
     tee: Annotated[
         bool, typer.Option("--tee", help="Also forward every record unchanged (a pass-through stage).")
     ] = False,
-    batch_size: Annotated[int, typer.Option(help="Rows per transaction (size flush).")] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction (size flush).")] = 50_000,
     flush_ms: Annotated[
         int, typer.Option(help="Commit a partial batch after this many milliseconds (time flush).")
     ] = 500,

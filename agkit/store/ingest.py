@@ -38,7 +38,7 @@ class IngestStage(Stage):
         self,
         db: str | None = None,
         *,
-        batch_size: int = 10_000,
+        batch_size: int = 50_000,
         flush_ms: int = 500,
         tee: bool = False,
         progress: bool = False,
