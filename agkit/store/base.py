@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from agkit.errors import InvalidRecord
@@ -25,10 +26,13 @@ DAY_US = 86_400_000_000
 @dataclass
 class Batch:
     """Rows waiting for one transaction, per table. Each row starts with its place in the
-    batch (`ord`), which becomes its global sequence number once written (base + ord)."""
+    batch (`ord`), which becomes its global sequence number once written (base + ord).
+    A `flat` batch keeps each table's rows laid end to end in one list of values (what
+    SQLite's multi-row INSERT binds), other batches a tuple per row (what COPY takes)."""
 
-    rows: dict[str, list[Row]] = field(default_factory=dict)
+    rows: dict[str, list[Any]] = field(default_factory=dict)
     n: int = 0
+    flat: bool = False
 
     def add(self, rec: dict[str, Any], raw: str | None = None) -> None:
         """Validate and add one record (`raw`: its JSON line); InvalidRecord adds nothing."""
@@ -54,8 +58,17 @@ class Batch:
         rows = self.rows.get(table)
         if rows is None:
             rows = self.rows[table] = []
-        rows.append(row)
+        if self.flat:
+            rows += row
+        else:
+            rows.append(row)
         self.n += 1
+
+    def values(self) -> dict[str, list[Any]]:
+        """Each table's rows laid end to end."""
+        if self.flat:
+            return self.rows
+        return {table: list(chain.from_iterable(rows)) for table, rows in self.rows.items()}
 
 
 @dataclass

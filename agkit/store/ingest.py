@@ -73,6 +73,7 @@ class IngestStage(Stage):
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         store = self.store
         self._use_child = self._own_store and not (isinstance(store, SqliteStore) and store.path == ":memory:")
+        self.batch.flat = isinstance(store, SqliteStore)  # the form SQLite's INSERTs bind
         return None
 
     def on_record(self, rec: dict[str, Any]) -> Out:
@@ -107,7 +108,7 @@ class IngestStage(Stage):
         store = self.store
         if not self.batch.n or store is None:
             return
-        batch, self.batch = self.batch, Batch()
+        batch, self.batch = self.batch, Batch(flat=self.batch.flat)
         if self._child is None and self._use_child and batch.n >= self.batch_size:
             self.wait()  # what was written in-process so far, first
             self._child = ChildWriter(store.url)  # a full batch: a stream worth a second process

@@ -22,6 +22,7 @@ from agkit.store.migrations import META_DDL, migrations
 from agkit.store.schema import RECORD_TABLES, TABLES, Row
 
 BUSY_TIMEOUT_S = 120.0
+ROWS_PER_INSERT = 500
 DELETE_CHUNK = 50_000
 
 
@@ -49,14 +50,18 @@ class SqliteStore(Store):
         self.conn.execute("PRAGMA foreign_keys=OFF")
         self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.execute("PRAGMA wal_autocheckpoint=8192")
-        self._insert: dict[str, str] = {}
+        # Rows go in up to ROWS_PER_INSERT at a time, one multi-row INSERT binding a flat
+        # list of values (fewer where this SQLite allows fewer parameters).
+        limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._insert: dict[str, tuple[int, int, str, str]] = {}
         for table in RECORD_TABLES:
-            cols = ", ".join(table.names)
+            width = len(table.names) + 1  # ord, then the columns
+            chunk = max(1, min(ROWS_PER_INSERT, limit // width))
             # seq = batch base + ord: `{base}` is filled in per batch with an integer we computed.
-            self._insert[table.name] = (
-                f"INSERT INTO {table.name} (seq, {cols}) VALUES (? + {{base}}, {', '.join('?' * len(table.names))}) "
-                "ON CONFLICT DO NOTHING"
-            )
+            values = f"(? + {{base}}, {', '.join('?' * len(table.names))})"
+            head = f"INSERT INTO {table.name} (seq, {', '.join(table.names)}) VALUES "
+            tail = " ON CONFLICT DO NOTHING"
+            self._insert[table.name] = (width, chunk, head + ", ".join([values] * chunk) + tail, head + values + tail)
         self._in_tx = False
 
     # -- transactions and plain statements -------------------------------------------------
@@ -147,10 +152,17 @@ class SqliteStore(Store):
             (top,) = conn.execute(
                 "UPDATE agkit_meta SET value = value + ? WHERE key = 'seq' RETURNING value", (batch.n,)
             ).fetchone()
-            base = top - batch.n + 1
+            base = int(top - batch.n + 1)
             before = conn.total_changes
-            for table, rows in batch.rows.items():
-                conn.executemany(self._insert[table].format(base=int(base)), rows)
+            for table, flat in batch.values().items():
+                width, chunk, many, one = self._insert[table]
+                many, one = many.format(base=base), one.format(base=base)
+                step = width * chunk
+                whole = len(flat) - len(flat) % step
+                for i in range(0, whole, step):
+                    conn.execute(many, flat[i : i + step])
+                for i in range(whole, len(flat), width):
+                    conn.execute(one, flat[i : i + width])
             return conn.total_changes - before
 
     # -- reading ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ it received, so a SIGKILLed stage loses nothing the child had already been sent.
 
     frame in:  first the database URL (8-byte length, UTF-8: not in argv, where `ps`
                would show a password), then per batch 8-byte length, marshal of
-               (rows by table, n)
+               (rows by table, n, flat)
     frame out: 8-byte signed count of new rows; -1 then an error message frame
 """
 
@@ -55,7 +55,7 @@ class ChildWriter:
             raise AgkitError(f"the store writer process ended ({self._why()})") from None
 
     def send(self, batch: Batch) -> None:
-        self._write(marshal.dumps((batch.rows, batch.n)))
+        self._write(marshal.dumps((batch.rows, batch.n, batch.flat)))
 
     def result(self) -> int:
         """New rows of the batch sent last (raises the child's error)."""
@@ -109,9 +109,9 @@ def main() -> int:
     threading.Thread(target=_read_frames, args=(inp, frames), daemon=True).start()
     try:
         while (frame := frames.get()) is not None:
-            rows, n = marshal.loads(frame)
+            rows, n, flat = marshal.loads(frame)
             try:
-                new = store.write_batch(Batch(rows, n))
+                new = store.write_batch(Batch(rows, n, flat))
             except Exception as exc:
                 why = str(exc) if isinstance(exc, AgkitError) else f"{type(exc).__name__}: {exc}"
                 message = f"cannot write to the store: {why}".encode()

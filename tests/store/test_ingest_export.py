@@ -87,6 +87,36 @@ def test_in_process_stage_encodes_records_itself(tmp_path: Path) -> None:
     assert run_agkit("store", "export", "--db", str(path)).stdout == ndjson(recs)
 
 
+@pytest.mark.parametrize("per_insert", [1, 7, 500])
+def test_sqlite_multi_row_inserts_store_what_tuples_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_insert: int
+) -> None:
+    """SQLite binds a flat batch several rows per INSERT (whole chunks, then the rest one
+    by one): the tables equal a batch of tuples written one row per INSERT, the count of
+    new rows is right when part of a batch is stored already."""
+    from agkit.store import sqlite as sqlite_backend
+    from agkit.store.base import Batch
+
+    recs = mixed(400)
+    monkeypatch.setattr(sqlite_backend, "ROWS_PER_INSERT", per_insert)
+    written = []
+    for flat in (True, False):
+        path = tmp_path / f"flat{flat}.db"
+        with open_store(str(path)) as store:
+            assert isinstance(store, sqlite_backend.SqliteStore)
+            assert store._insert["books"][1] == per_insert
+            first, second = Batch(flat=flat), Batch(flat=flat)
+            for rec in recs[:150]:
+                first.add(rec)
+            for rec in recs[100:]:  # 50 records stored already
+                second.add(rec)
+            assert store.write_batch(first) == 150
+            assert store.write_batch(second) == 250
+        written.append(table_contents(f"sqlite:///{path}"))
+    assert written[0] == written[1]
+    assert sum(len(rows) for rows in written[0].values()) == 400
+
+
 def test_reingest_never_duplicates(db: str) -> None:
     data = ndjson(mixed(1500))
     ingest(db, data)
