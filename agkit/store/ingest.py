@@ -5,9 +5,9 @@ transaction per batch. The database writes one batch while the stage decodes the
 in a child process started at the first full batch (agkit.store.writer: SQLite binds and
 psycopg encodes COPY rows holding the GIL, so a thread would not overlap); before that,
 and for a store handed in by the caller, PostgreSQL writes in a thread and SQLite in the
-stage itself. A flush first waits for the
-previous write, so at most two batches exist: while the database is busy the runner
-stops reading stdin (back-pressure, never unbounded memory). `stop()` (EOF, SIGTERM,
+stage itself. The child holds at most two batches (one being written, one read ahead)
+and a flush waits for room, so at most three batches exist: while the database is busy
+the runner stops reading stdin (back-pressure, never unbounded memory). `stop()` (EOF, SIGTERM,
 SIGINT, a closed stdout) commits what was received.
 """
 

@@ -2,7 +2,8 @@
 
 Every stored record keeps its JSON line (`raw`: the line ingest received, or the compact
 encoding agkit writes for a record handed over in-process) beside typed columns for
-querying, so `store export` gives back the same records. Every table has a natural or derived key that includes `ts_event` (the
+querying, so `store export` gives back the same records. Every table has a natural or
+derived key that includes `ts_event` (the
 partitioning column, so the same key works for TimescaleDB hypertables and
 partitioned PostgreSQL tables), which makes ingest idempotent: replaying a file or
 re-running after a crash never duplicates a row. `seq` is a global ingest sequence
