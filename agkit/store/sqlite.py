@@ -57,8 +57,7 @@ class SqliteStore(Store):
         for table in RECORD_TABLES:
             width = len(table.names) + 1  # ord, then the columns
             chunk = max(1, min(ROWS_PER_INSERT, limit // width))
-            # seq = batch base + ord: `{base}` is filled in per batch with an integer we computed.
-            values = f"(? + {{base}}, {', '.join('?' * len(table.names))})"
+            values = f"({', '.join('?' * width)})"  # seq (base + ord, set per batch), then the columns
             head = f"INSERT INTO {table.name} (seq, {', '.join(table.names)}) VALUES "
             tail = " ON CONFLICT DO NOTHING"
             self._insert[table.name] = (width, chunk, head + ", ".join([values] * chunk) + tail, head + values + tail)
@@ -156,7 +155,10 @@ class SqliteStore(Store):
             before = conn.total_changes
             for table, flat in batch.values().items():
                 width, chunk, many, one = self._insert[table]
-                many, one = many.format(base=base), one.format(base=base)
+                # ord -> seq in a copy (the statements stay the same, prepared once per connection)
+                seqs = [o + base for o in flat[::width]]
+                flat = flat.copy()
+                flat[::width] = seqs
                 step = width * chunk
                 whole = len(flat) - len(flat) % step
                 for i in range(0, whole, step):
