@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+import orjson
+
 from agkit.errors import InvalidRecord
 from agkit.store.schema import RECORD_TABLES, TABLE_OF_TYPE, TABLES, Row, Table, batch_row, line_row
 from agkit.stream import decode_line
@@ -45,11 +47,13 @@ class Batch:
         compact = line[:1] == b"{" and line[-1:] == b"}"
         got = line_row(line, line.decode(), self.n) if compact else None
         if got is None:
-            rec, reason = decode_line(line)
-            if rec is None:
-                if not line.strip():
-                    return False
-                raise InvalidRecord(reason or "not a record")
+            rec = _record(line)
+            if rec is None:  # the careful decoder says what is wrong
+                rec, reason = decode_line(line)
+                if rec is None:
+                    if not line.strip():
+                        return False
+                    raise InvalidRecord(reason or "not a record")
             got = batch_row(rec, self.n, line.decode() if compact else None)
         self._append(*got)
         return True
@@ -69,6 +73,16 @@ class Batch:
         if self.flat:
             return self.rows
         return {table: list(chain.from_iterable(rows)) for table, rows in self.rows.items()}
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """A JSON object with a string `type` (and no feedback tag, which the careful decoder
+    checks), in one decode; None for anything else."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return rec if type(rec) is dict and type(rec.get("type")) is str and "_fb" not in rec else None
 
 
 @dataclass

@@ -416,6 +416,7 @@ class _BookLine(msgspec.Struct, tag="book", tag_field="type"):
     hash: Annotated[str, msgspec.Meta(min_length=1)]
     bids: Annotated[list[tuple[float, float]], msgspec.Meta(min_length=1)]
     asks: Annotated[list[tuple[float, float]], msgspec.Meta(min_length=1)]
+    fb: str | None = msgspec.field(name="_fb", default=None)  # checked as the runner checks it
 
 
 class _TradeLine(msgspec.Struct, tag="trade", tag_field="type"):
@@ -428,6 +429,7 @@ class _TradeLine(msgspec.Struct, tag="trade", tag_field="type"):
     price: float
     size: float
     side: Literal["buy", "sell"]
+    fb: str | None = msgspec.field(name="_fb", default=None)
 
 
 _decode_line = msgspec.json.Decoder(_BookLine | _TradeLine).decode
