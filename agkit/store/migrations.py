@@ -7,7 +7,7 @@ applied migration is never edited. `agkit_schema` records what was applied and w
 from __future__ import annotations
 
 from agkit.store.base import DAY_US
-from agkit.store.schema import RECORD_TABLES, RETENTION_DAYS, ROLLUP_TABLES, Table, ddl_type
+from agkit.store.schema import RECORD_TABLES, RETENTION_DAYS, ROLLUP_TABLES, TABLES, Table, ddl_type
 
 Migration = tuple[int, str, list[str]]
 
@@ -53,12 +53,18 @@ def _columns(table: Table, backend: str) -> list[str]:
     return cols
 
 
+# The keys migration 1 created where a later migration changed them (migration 1 never
+# changes: a database created with it must come out of the later ones the same).
+V1_KEYS = {"positions": ("market", "asset", "ts_event"), "metrics": ("name", "labels", "ts_event")}
+STATE_KEYED = ("positions", "metrics")  # migration 3 widened their keys
+
+
 def initial(backend: str, partitioned: bool = True, hypertables: bool = False) -> list[str]:
     """Migration 1: every table, key and index."""
     sql: list[str] = []
     for table in RECORD_TABLES:
         cols = _columns(table, backend)
-        key = ", ".join(table.key)
+        key = ", ".join(V1_KEYS.get(table.name, table.key))
         if backend == "sqlite":
             sql.append(
                 f"CREATE TABLE {table.name} (seq INTEGER PRIMARY KEY, {', '.join(cols)}, UNIQUE ({key}))"
@@ -85,13 +91,51 @@ def initial(backend: str, partitioned: bool = True, hypertables: bool = False) -
         cols = _columns(table, backend)
         sql.append(f"CREATE TABLE {table.name} ({', '.join(cols)}, PRIMARY KEY ({', '.join(table.key)}))")
     sql.append(orders_view(backend))
-    sql.append(
-        "CREATE VIEW latest_positions AS SELECT p.market, p.asset, p.size, p.avg_price, "
-        "p.realized_pnl, p.fees, p.ts_event FROM positions p WHERE p.seq = (SELECT q.seq FROM "
-        "positions q WHERE q.market = p.market AND q.asset = p.asset "
-        "ORDER BY q.ts_event DESC, q.seq DESC LIMIT 1)"
-    )
+    sql.append(LATEST_POSITIONS_VIEW)
     sql.append("INSERT INTO agkit_meta (key, value) VALUES ('seq', 0)")
+    return sql
+
+
+LATEST_POSITIONS_VIEW = (
+    "CREATE VIEW latest_positions AS SELECT p.market, p.asset, p.size, p.avg_price, "
+    "p.realized_pnl, p.fees, p.ts_event FROM positions p WHERE p.seq = (SELECT q.seq FROM "
+    "positions q WHERE q.market = p.market AND q.asset = p.asset "
+    "ORDER BY q.ts_event DESC, q.seq DESC LIMIT 1)"
+)
+
+
+def state_keys(backend: str, hypertables: bool = False) -> list[str]:
+    """Migration 3: positions and metrics keyed by their state too. Keyed by time alone,
+    a second position (or metric value) in the same microsecond was taken for a replay
+    of the first and dropped. SQLite cannot change a table's UNIQUE constraint, so it
+    copies the two tables; PostgreSQL swaps the primary key; a hypertable is decompressed
+    first and compressed again by the new key."""
+    sql: list[str] = []
+    for name in STATE_KEYED:
+        table = TABLES[name]
+        key = ", ".join(table.key)
+        if backend != "sqlite":
+            if hypertables:
+                sql.append(f"SELECT remove_compression_policy('{name}', if_exists => true)")
+                sql.append(f"SELECT decompress_chunk(c, true) FROM show_chunks('{name}') c")
+                sql.append(f"ALTER TABLE {name} SET (timescaledb.compress = false)")
+            sql.append(f"ALTER TABLE {name} DROP CONSTRAINT {name}_pkey")
+            sql.append(f"ALTER TABLE {name} ADD PRIMARY KEY ({key})")
+            if hypertables:
+                sql += _compression(name, table.key)
+            continue
+        cols = ", ".join(table.names)
+        if name == "positions":
+            sql.append("DROP VIEW latest_positions")  # a view on a dropped table blocks the rename
+        sql.append(f"CREATE TABLE {name}_v3 (seq INTEGER PRIMARY KEY, {', '.join(_columns(table, backend))}, UNIQUE ({key}))")
+        sql.append(f"INSERT INTO {name}_v3 (seq, {cols}) SELECT seq, {cols} FROM {name}")
+        sql.append(f"DROP TABLE {name}")
+        sql.append(f"ALTER TABLE {name}_v3 RENAME TO {name}")
+        sql.append(f"CREATE INDEX {name}_ts ON {name} (ts_event)")
+        for idx in table.indexes:
+            sql.append(f"CREATE INDEX {name}_{'_'.join(idx)} ON {name} ({', '.join(idx)})")
+        if name == "positions":
+            sql.append(LATEST_POSITIONS_VIEW)
     return sql
 
 
@@ -107,18 +151,25 @@ def timescale_policies(retention: dict[str, int | None] = RETENTION_DAYS) -> lis
     ]
     for table in RECORD_TABLES:
         name = table.name
-        segment = [c for c in table.key[:1] if c != "ts_event"]
-        order = ["ts_event", *(c for c in table.key if c != "ts_event" and c not in segment)]
-        opts = f"timescaledb.compress, timescaledb.compress_orderby = '{', '.join(order)}'"
-        if segment:
-            opts += f", timescaledb.compress_segmentby = '{segment[0]}'"
         sql.append(f"SELECT set_integer_now_func('{name}', 'agkit_now_us')")
-        sql.append(f"ALTER TABLE {name} SET ({opts})")
-        sql.append(f"SELECT add_compression_policy('{name}', compress_after => {COMPRESS_AFTER_DAYS * DAY_US}::bigint)")
+        sql += _compression(name, V1_KEYS.get(name, table.key))
         days = retention.get(name)
         if days is not None:
             sql.append(f"SELECT add_retention_policy('{name}', drop_after => {days * DAY_US}::bigint)")
     return sql
+
+
+def _compression(name: str, key: tuple[str, ...]) -> list[str]:
+    """Compression of a hypertable with this key, and its policy."""
+    segment = [c for c in key[:1] if c != "ts_event"]
+    order = ["ts_event", *(c for c in key if c != "ts_event" and c not in segment)]
+    opts = f"timescaledb.compress, timescaledb.compress_orderby = '{', '.join(order)}'"
+    if segment:
+        opts += f", timescaledb.compress_segmentby = '{segment[0]}'"
+    return [
+        f"ALTER TABLE {name} SET ({opts})",
+        f"SELECT add_compression_policy('{name}', compress_after => {COMPRESS_AFTER_DAYS * DAY_US}::bigint)",
+    ]
 
 
 def migrations(backend: str, hypertables: bool = False) -> list[Migration]:
@@ -126,6 +177,7 @@ def migrations(backend: str, hypertables: bool = False) -> list[Migration]:
     return [
         (1, "initial schema", initial(backend, hypertables=hypertables)),
         (2, "timescaledb compression and retention policies", timescale_policies() if hypertables else []),
+        (3, "positions and metrics keyed by their state", state_keys(backend, hypertables)),
     ]
 
 

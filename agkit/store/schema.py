@@ -123,14 +123,16 @@ TABLES: dict[str, Table] = {
                 "ts_event:int ts_init:int market:text asset:text size:real avg_price:real "
                 "realized_pnl:real fees:real raw:text"
             ),
-            key=("market", "asset", "ts_event"),
+            # The state is part of the key: two fills in one microsecond give two positions
+            # at one ts_event, and the second must not be dropped as a duplicate.
+            key=("market", "asset", "ts_event", "size", "avg_price", "realized_pnl", "fees"),
             kind="execution",
             record_types=("position",),
         ),
         Table(
             "metrics",
             _c("ts_event:int ts_init:int name:text labels:text kind:text value:real raw:text"),
-            key=("name", "labels", "ts_event"),
+            key=("name", "labels", "ts_event", "kind", "value"),  # successive values in one µs are kept
             kind="metrics",
             record_types=("metric",),
         ),

@@ -117,6 +117,43 @@ def test_sqlite_multi_row_inserts_store_what_tuples_would(
     assert sum(len(rows) for rows in written[0].values()) == 400
 
 
+def test_positions_and_metrics_of_one_microsecond_are_all_kept_and_migration_3_keeps_rows(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two fills in one microsecond give two positions (and metric values) with one
+    ts_event: keyed by time alone (schema 2) the second was dropped as a replay. Migration
+    3 keys them by their state too, keeps every stored row, and a replay still adds nothing."""
+    from agkit.store import postgres, sqlite
+    from agkit.store.base import Batch
+
+    def batch(*recs: dict[str, Any]) -> Batch:
+        b = Batch()
+        for rec in recs:
+            b.add(rec)
+        return b
+
+    pos1 = {"type": "position", "ts_event": T0, "ts_init": T0 + 1, "market": "0xm", "asset": "tok",
+            "size": 10.0, "avg_price": 0.5, "realized_pnl": 0.0, "fees": 0.1}
+    pos2 = {**pos1, "size": 25.0, "avg_price": 0.52, "fees": 0.25}
+    met1 = {"type": "metric", "ts_event": T0, "ts_init": T0, "name": "strategy.orders_filled", "kind": "counter",
+            "value": 1.0, "labels": {"strategy": "mm"}}
+    met2 = {**met1, "value": 2.0}
+    for module in (sqlite, postgres):  # a store as schema 2 left it
+        monkeypatch.setattr(module, "migrations", lambda backend, hypertables=False: migrations(backend, hypertables)[:2])
+    with open_store(db) as store:
+        assert store.version() == 2
+        assert store.write_batch(batch(pos1, met1)) == 2
+        assert store.write_batch(batch(pos2, met2)) == 0  # the old keys drop the second state
+    monkeypatch.undo()
+    with open_store(db) as store:
+        assert store.version() == 3
+        assert store.rows("SELECT size FROM positions") == [(10.0,)]
+        assert store.write_batch(batch(pos2, met2)) == 2
+        assert store.write_batch(batch(pos1, pos2, met1, met2)) == 0  # a replay adds nothing
+        assert store.rows("SELECT size, fees FROM latest_positions") == [(25.0, 0.25)]
+        assert sorted(store.rows("SELECT value FROM metrics")) == [(1.0,), (2.0,)]
+
+
 def test_reingest_never_duplicates(db: str) -> None:
     data = ndjson(mixed(1500))
     ingest(db, data)

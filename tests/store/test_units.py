@@ -88,7 +88,7 @@ def test_same_snapshot_with_a_new_ts_init_has_the_same_key() -> None:
 def test_timescale_path_creates_hypertables_with_compression_and_retention_policies() -> None:
     """The TimescaleDB statements (not runnable here: no timescaledb package on this machine)."""
     from agkit.store.base import DAY_US
-    from agkit.store.migrations import COMPRESS_AFTER_DAYS, migrations
+    from agkit.store.migrations import COMPRESS_AFTER_DAYS, STATE_KEYED, V1_KEYS, migrations
     from agkit.store.schema import RECORD_TABLES
 
     hyper = [stmt for _, _, stmts in migrations("postgresql", hypertables=True) for stmt in stmts]
@@ -104,14 +104,20 @@ def test_timescale_path_creates_hypertables_with_compression_and_retention_polic
             f"SELECT create_hypertable('{name}', 'ts_event', chunk_time_interval => {DAY_US}::bigint)"
         )
         now_func = mine.index(f"SELECT set_integer_now_func('{name}', 'agkit_now_us')")
-        compress = next(i for i, s in enumerate(mine) if s.startswith(f"ALTER TABLE {name} SET (timescaledb.compress,"))
+        compress = [i for i, s in enumerate(mine) if s.startswith(f"ALTER TABLE {name} SET (timescaledb.compress,")]
         # every key column is a segment or order column, so the key stays enforceable
-        settings = mine[compress]
+        settings = mine[compress[-1]]
         assert all(col in settings for col in table.key), settings
-        policy = mine.index(
-            f"SELECT add_compression_policy('{name}', compress_after => {COMPRESS_AFTER_DAYS * DAY_US}::bigint)"
-        )
-        assert create < hypertable < now_func < compress < policy
+        add_policy = f"SELECT add_compression_policy('{name}', compress_after => {COMPRESS_AFTER_DAYS * DAY_US}::bigint)"
+        policies = [i for i, s in enumerate(mine) if s == add_policy]
+        assert create < hypertable < now_func < compress[0] < policies[0]
+        if name in STATE_KEYED:  # migration 3: decompressed, key swapped, compressed again by the new key
+            swap = mine.index(f"ALTER TABLE {name} ADD PRIMARY KEY ({', '.join(table.key)})")
+            off = mine.index(f"ALTER TABLE {name} SET (timescaledb.compress = false)")
+            assert policies[0] < mine.index(f"SELECT decompress_chunk(c, true) FROM show_chunks('{name}') c") < off
+            assert off < mine.index(f"ALTER TABLE {name} DROP CONSTRAINT {name}_pkey") < swap < compress[1] < policies[1]
+        else:
+            assert len(compress) == len(policies) == 1
         retention = [s for s in mine if s.startswith("SELECT add_retention_policy")]
         days = RETENTION_DAYS[name]
         assert retention == ([] if days is None else [
@@ -121,7 +127,11 @@ def test_timescale_path_creates_hypertables_with_compression_and_retention_polic
     plain_text = "\n".join(plain)
     assert "timescaledb" not in plain_text and "hypertable" not in plain_text and "_policy" not in plain_text
     for table in RECORD_TABLES:
-        assert f"PRIMARY KEY ({', '.join(table.key)})) PARTITION BY RANGE (ts_event)" in plain_text
+        if table.name in STATE_KEYED:
+            assert f"PRIMARY KEY ({', '.join(V1_KEYS[table.name])})) PARTITION BY RANGE (ts_event)" in plain_text
+            assert f"ALTER TABLE {table.name} ADD PRIMARY KEY ({', '.join(table.key)})" in plain
+        else:
+            assert f"PRIMARY KEY ({', '.join(table.key)})) PARTITION BY RANGE (ts_event)" in plain_text
         assert f"CREATE INDEX {table.name}_ts ON {table.name} USING brin (ts_event)" in plain
 
 
