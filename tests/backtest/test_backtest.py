@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from agkit.backtest.engine import BacktestConfig, run_backtest
+from tests.backtest.pipes import pipe_and_backtest
 from tests.helpers import ROOT, agkit_argv, agkit_env, ndjson, parse_ndjson, run_agkit
 from tests.strategy.util import MKT, NO, T0, YES, pair
 
@@ -176,28 +177,15 @@ def test_strategy_cli_params_help_and_plugins(tmp_path: Path) -> None:
 def test_pipe_in_lockstep_gives_the_backtest_fills(day: Path, tmp_path: Path) -> None:
     """feed replay | strategy mm --lockstep --merge FIFO | risk-check | exec --feedback FIFO
     gives exactly the fills of `agkit backtest` on the same data and seed."""
-    fifo = tmp_path / "fb"
     knobs = ["--latency-us", "20000", "--seed", "7", "--jitter-us", "3000", "--fee-rate", "0.02"]
-    py = " ".join(agkit_argv())
-    script = (
-        f"{py} feed replay {day} --max"
-        f" | {py} strategy mm --lockstep --merge {fifo}"
-        f" | {py} risk-check -p {POLICY} --clock event"
-        f" | {py} exec --feedback {fifo} {' '.join(knobs)}"
-    )
-    pipe = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True,
-                          env=agkit_env(), cwd=ROOT, timeout=600)
-    assert pipe.returncode == 0, pipe.stderr
-    bt_out = tmp_path / "bt.ndjson"
-    bt = run_agkit("backtest", "--data", str(day), "-s", "mm", "-p", POLICY, *knobs, "-o", str(bt_out))
-    assert bt.returncode == 0, bt.stderr
-    pipe_fills = fills_of(pipe.stdout)
-    bt_fills = fills_of(bt_out.read_bytes())
+    pipe_out, bt_out = pipe_and_backtest(day, POLICY, knobs, tmp_path)
+    pipe_fills = fills_of(pipe_out)
+    bt_fills = fills_of(bt_out)
     assert len(bt_fills) > 10
     assert pipe_fills == bt_fills
     # the orders too, in the same order
-    pipe_orders = [r for r in parse_ndjson(pipe.stdout) if r["type"] == "submit_order"]
-    bt_orders = [r for r in parse_ndjson(bt_out.read_bytes()) if r["type"] == "submit_order"]
+    pipe_orders = [r for r in parse_ndjson(pipe_out) if r["type"] == "submit_order"]
+    bt_orders = [r for r in parse_ndjson(bt_out) if r["type"] == "submit_order"]
     assert pipe_orders == bt_orders
 
 

@@ -3,14 +3,14 @@ strategy's --merge) exactly as in `agkit backtest` (the Chain's feedback)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agkit.strategy.lockstep import BARRIER_PREFIX
-from tests.helpers import ROOT, agkit_argv, agkit_env, parse_ndjson, run_agkit
+from tests.backtest.pipes import pipe_and_backtest
+from tests.helpers import parse_ndjson, run_agkit
 
 # one working order per token: every replace (cancel + new) is denied until exec has
 # confirmed the cancel, so a run has many denials
@@ -56,22 +56,9 @@ def test_denials_come_back_the_same_in_a_pipe_and_in_backtest(tmp_path: Path) ->
     data.write_bytes(sim.stdout)
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    fifo = tmp_path / "fb"
-    py = " ".join(agkit_argv())
-    script = (
-        f"{py} feed replay {data} --max"
-        f" | {py} strategy mm --lockstep --merge {fifo}"
-        f" | {py} risk-check -p {policy} --clock event"
-        f" | {py} exec --feedback {fifo} {' '.join(KNOBS)}"
-    )
-    pipe = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True,
-                          env=agkit_env(), cwd=ROOT, timeout=600)
-    assert pipe.returncode == 0, pipe.stderr
-    bt_out = tmp_path / "bt.ndjson"
-    bt = run_agkit("backtest", "--data", str(data), "-s", "mm", "-p", str(policy), *KNOBS, "-o", str(bt_out))
-    assert bt.returncode == 0, bt.stderr
-    pipe_recs = parse_ndjson(pipe.stdout)
-    bt_recs = parse_ndjson(bt_out.read_bytes())
+    pipe_out, bt_out = pipe_and_backtest(data, policy, KNOBS, tmp_path)
+    pipe_recs = parse_ndjson(pipe_out)
+    bt_recs = parse_ndjson(bt_out)
     _saw_its_denials(bt_recs)
     _saw_its_denials(pipe_recs)
     assert _orders_and_fills(pipe_recs) == _orders_and_fills(bt_recs)
