@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,3 +49,28 @@ def ndjson(records: list[dict[str, Any]]) -> bytes:
 
 def parse_ndjson(data: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote('-csearch_path=' + schema)}"
+
+
+@contextlib.contextmanager
+def fresh_store(request: pytest.FixtureRequest, backend: str, sqlite_path: Path) -> Iterator[str]:
+    """An empty store URL: an SQLite file, or a unique schema on the real PostgreSQL
+    (dropped afterwards; `pg_url` is the session fixture that finds the server)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{sqlite_path}"
+        return
+    import psycopg
+
+    base = request.getfixturevalue("pg_url")
+    schema = f"agkit_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield pg_schema_url(base, schema)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -6,18 +6,16 @@ independent average-cost computation."""
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pytest
 
 from agkit.exit_codes import ExitCode
 from agkit.risk import perf
-from tests.helpers import ndjson, parse_ndjson, run_agkit
+from tests.helpers import fresh_store, ndjson, parse_ndjson, run_agkit
 from tests.risk.builders import T0, book, fill
 
 DAY = 86_400_000_000
@@ -26,21 +24,8 @@ DAY = 86_400_000_000
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store: an SQLite file, or a schema of its own on the real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'risk.db'}"
-        return
-    import psycopg
-
-    base = request.getfixturevalue("pg_url")
-    schema = f"agkit_risk_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options={quote('-csearch_path=' + schema)}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_store(request, request.param, tmp_path / "risk.db") as url:
+        yield url
 
 
 def ingest(url: str, recs: list[dict[str, Any]]) -> None:
