@@ -301,14 +301,20 @@ def stored_fill_trades(db: Path) -> Counter[str]:
     return Counter(r["trade_id"] for (t, _), r in stored(db).items() if t == "fills")
 
 
-def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
-    """Quotes filled while every stage is dead: the restarted bot reports exactly those fills
-    (from the venue's trades and exec's journal), the orders they belong to, and positions."""
-    db = tmp_path / "bot.db"
+def first_run_quoting(venue: FakePolymarket, tmp_path: Path, bots: list[Bot], db: Path) -> tuple[Bot, list[dict[str, Any]]]:
+    """Run 1, once its two quotes rest at the venue and their acceptances are stored."""
     run1 = launch(venue, tmp_path, bots, "run1", "r1-", db)
     quotes = two_quotes(venue, run1)
     wait_for(lambda: len([r for (t, _), r in stored(db).items() if t == "order_events" and r["type"] == "order_accepted"]) == 2,
              "run 1's acceptances in the store", bots=(run1,))
+    return run1, quotes
+
+
+def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bots: list[Bot]) -> None:
+    """Quotes filled while every stage is dead: the restarted bot reports exactly those fills
+    (from the venue's trades and exec's journal), the orders they belong to, and positions."""
+    db = tmp_path / "bot.db"
+    run1, quotes = first_run_quoting(venue, tmp_path, bots, db)
     run1.kill()
     bid = next(o for o in quotes if o["asset_id"] == YES)
     no_bid = next(o for o in quotes if o["asset_id"] == NO)
@@ -350,10 +356,7 @@ def test_restart_twice_reports_each_fill_once(venue: FakePolymarket, tmp_path: P
     """Killed, filled, restarted, killed again, filled again, restarted: every fill reaches the
     store once, and no run repeats a fill an earlier run reported."""
     db = tmp_path / "bot.db"
-    run1 = launch(venue, tmp_path, bots, "run1", "r1-", db)
-    quotes = two_quotes(venue, run1)
-    wait_for(lambda: len([r for (t, _), r in stored(db).items() if t == "order_events" and r["type"] == "order_accepted"]) == 2,
-             "run 1's acceptances in the store", bots=(run1,))
+    run1, quotes = first_run_quoting(venue, tmp_path, bots, db)
     run1.kill()
     no_bid = next(o for o in quotes if o["asset_id"] == NO)
     down1 = venue.take(NO, "SELL", no_bid["price"], "5")  # half of run 1's NO bid
