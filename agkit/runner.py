@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-import msgspec
 import orjson
 
 from agkit.clock import Clock, EventClock
@@ -34,6 +33,7 @@ from agkit.exit_codes import ExitCode
 from agkit.records import Record, now_us, to_builtins
 from agkit.stage import Context, MaybeAsync, Out, Rec, Stage, Timer
 from agkit.stream import (
+    HEAD_ERRORS,
     RAW_KEEP,
     LineSplitter,
     OnError,
@@ -339,7 +339,7 @@ class PipeRunner:
                         and (fb_tag is None or head.fb != fb_tag)
                     ):
                         continue  # forwarded unchanged, as part of the run
-                except msgspec.DecodeError as exc:
+                except HEAD_ERRORS as exc:
                     head = None
                     reason = head_error(exc)
             if run < i:
@@ -354,7 +354,12 @@ class PipeRunner:
                     continue
                 if fb_tag is not None and head.fb == fb_tag:
                     continue  # our own record, back around the feedback loop: already sent on
-                rec = orjson.loads(line)
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:  # e.g. a string outside `type` not UTF-8
+                    src.lines.lineno = base + i + 1
+                    self._bad(name, base + i + 1, line, f"invalid JSON: {exc}")
+                    continue
             try:
                 result = on_record(rec)
             except InvalidRecord as exc:

@@ -64,11 +64,16 @@ class Head(msgspec.Struct):
 
 
 read_head = msgspec.json.Decoder(Head).decode  # validates the whole line, builds no dict
+# What read_head raises for a line that is not a record: msgspec raises UnicodeDecodeError,
+# not a DecodeError, for bytes that are not UTF-8.
+HEAD_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
-def head_error(exc: msgspec.DecodeError) -> str:
+def head_error(exc: msgspec.DecodeError | UnicodeDecodeError) -> str:
     """A reader's words for why a line is not a record."""
     text = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid JSON: not UTF-8 ({text})"
     if not isinstance(exc, msgspec.ValidationError):
         return f"invalid JSON: {text}"
     if "missing required field `type`" in text:
@@ -82,9 +87,12 @@ def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None) for a valid line, (None, reason) for a bad one."""
     try:
         read_head(line)
-    except msgspec.DecodeError as exc:
+    except HEAD_ERRORS as exc:
         return None, head_error(exc)
-    rec: dict[str, Any] = orjson.loads(line)
+    try:  # the header pass skips the other fields' strings without checking their UTF-8
+        rec: dict[str, Any] = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc}"
     return rec, None
 
 

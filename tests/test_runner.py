@@ -164,6 +164,24 @@ def test_many_bad_lines_are_summarised(tmp_path: Path) -> None:
     assert len(lines) == 21 and "100 bad input lines" in lines[-1]
 
 
+def test_text_that_is_not_utf8_is_a_bad_line_not_a_crash() -> None:
+    """Bytes that are not UTF-8 in `type` (every stage reads it) or in another field of a
+    record the stage consumes: the line is reported with its number and skipped, and
+    the stage goes on with the next one (it used to end on an internal error)."""
+    cut = b"\xe2\x82"  # a character cut short
+    data = (
+        b'{"type":"book' + cut + b'","ts_event":1,"ts_init":1}\n'
+        b'{"type":"book","ts_event":1,"ts_init":1,"market":"m","asset":"a' + cut + b'","bids":[],"asks":[]}\n'
+        b'{"type":"zz","ts_event":2,"ts_init":2}\n'
+    )
+    proc = subprocess.run(agkit_argv("exec"), input=data, capture_output=True, env=agkit_env(), cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert b"line 1: invalid JSON: not UTF-8" in proc.stderr
+    assert b"line 2: invalid JSON: str is not valid UTF-8" in proc.stderr
+    assert b'{"type":"zz","ts_event":2,"ts_init":2}' in proc.stdout.splitlines()
+    assert b"Traceback" not in proc.stderr and b"internal error" not in proc.stderr
+
+
 def test_consumed_records_are_checked_like_any_other(tmp_path: Path) -> None:
     """The one-decode fast path for consumed records keeps the careful path's rules:
     a broken consumed line is reported with its number, and our own record is

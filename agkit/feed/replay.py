@@ -16,13 +16,19 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
-from msgspec import DecodeError
-
 from agkit.errors import BadInputError, UsageError
 from agkit.feed.base import SourceStage
 from agkit.records import now_us
 from agkit.stage import Context
-from agkit.stream import RAW_KEEP, OnError, decode_line, head_error, open_input, read_head
+from agkit.stream import (
+    HEAD_ERRORS,
+    RAW_KEEP,
+    OnError,
+    decode_line,
+    head_error,
+    open_input,
+    read_head,
+)
 
 REPORT_FIRST = 20
 
@@ -141,7 +147,7 @@ class ReplayFeed(SourceStage):
                     continue
                 try:
                     read_head(line)  # the check decode_line makes, without building the dict
-                except DecodeError as exc:
+                except HEAD_ERRORS as exc:
                     self._bad(path, lineno, line, head_error(exc))
                     continue
                 good.append(line)

@@ -44,8 +44,8 @@ class Batch:
         """Validate and add one input line, stored as it came (as its compact encoding if
         whitespace surrounds the object). False for a blank line; InvalidRecord (with the
         reason) for a line that is not a storable record."""
-        compact = line[:1] == b"{" and line[-1:] == b"}"
-        got = line_row(line, line.decode(), self.n) if compact else None
+        raw = _as_text(line) if line[:1] == b"{" and line[-1:] == b"}" else None  # else re-encoded
+        got = line_row(line, raw, self.n) if raw is not None else None
         if got is None:
             rec = _record(line)
             if rec is None:  # the careful decoder says what is wrong
@@ -54,7 +54,7 @@ class Batch:
                     if not line.strip():
                         return False
                     raise InvalidRecord(reason or "not a record")
-            got = batch_row(rec, self.n, line.decode() if compact else None)
+            got = batch_row(rec, self.n, raw)
         self._append(*got)
         return True
 
@@ -73,6 +73,14 @@ class Batch:
         if self.flat:
             return self.rows
         return {table: list(chain.from_iterable(rows)) for table, rows in self.rows.items()}
+
+
+def _as_text(line: bytes) -> str | None:
+    """The line as text; None if it is not UTF-8 (the careful decoder says so)."""
+    try:
+        return line.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _record(line: bytes) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ SOURCES = {name: spec for name, spec in STAGES.items() if spec.kind == "source"}
 
 UNKNOWN_A = b'{"type":"zz_unknown","ts_event":1,"ts_init":2,"nested":{"k":[1,2.5,"x"]},"big":123456789012345678901234567890}'
 UNKNOWN_B = b'{"type":"zz_unknown","ts_event":3,"ts_init":4, "spacing" : "kept as is"}'
+NOT_UTF8 = b'{"type":"zz_unknown\xe2\x82","ts_event":5,"ts_init":6}'  # a character cut short
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
@@ -50,11 +51,12 @@ def test_malformed_line_skip(name: str) -> None:
         *FILTERS[name].argv,
         "--on-error",
         "skip",
-        input=UNKNOWN_A + b"\n{not json\n" + UNKNOWN_B + b"\n",
+        input=UNKNOWN_A + b"\n{not json\n" + NOT_UTF8 + b"\n" + UNKNOWN_B + b"\n",
     )
     assert proc.returncode == 0, proc.stderr
     assert [ln for ln in proc.stdout.splitlines() if b"zz_unknown" in ln] == [UNKNOWN_A, UNKNOWN_B]
     assert b"line 2" in proc.stderr
+    assert b"line 3: invalid JSON: not UTF-8" in proc.stderr
     assert b"Traceback" not in proc.stderr
 
 

@@ -342,10 +342,12 @@ def test_invalid_records_are_reported_with_line_numbers(db: str) -> None:
     good = mixed(3)
     bad = {"type": "trade", "ts_event": T0, "ts_init": T0, "venue": "v", "market": "m", "asset": "a",
            "price": "abc", "size": 1.0, "side": "buy", "trade_id": "x"}
-    data = ndjson(good[:1]) + ndjson([bad]) + b"{nope\n" + ndjson(good[1:])
+    not_utf8 = b'{"type":"trade\xff"}\n'
+    data = ndjson(good[:1]) + ndjson([bad]) + b"{nope\n" + not_utf8 + ndjson(good[1:])
     proc = ingest(db, data)
     assert b"line 2" in proc.stderr and b"price" in proc.stderr
     assert b"line 3" in proc.stderr
+    assert b"line 4" in proc.stderr and b"UTF-8" in proc.stderr
     assert sum(counts(db)[t.name] for t in RECORD_TABLES) == 3
     failed = run_agkit("store", "ingest", "--db", db, "--on-error", "fail", input=data)
     assert failed.returncode == 3
