@@ -92,18 +92,23 @@ def test_rollup_bars_equal_direct_aggregation_incrementally(db: str) -> None:
     assert {p: stored_bars(db, "trade", p) for p in PERIODS} == before
 
 
-def test_rollup_equals_direct_sql(db: str) -> None:
-    ingest(db, mixed(3000, step_us=30_000_000))
-    rollup(db)
+def assert_bars_are_a_group_by(db: str, period: str, width_us: int) -> None:
+    """The stored trade bars of `period` equal one GROUP BY over the trades, run as raw SQL."""
     direct = query(db, "--sql",
-        "SELECT asset, (ts_event / 3600000000) * 3600000000 AS bucket, count(*) AS n, sum(size) AS volume, "
-        "min(price) AS low, max(price) AS high FROM trades GROUP BY asset, (ts_event / 3600000000) * 3600000000 "
+        f"SELECT asset, (ts_event / {width_us}) * {width_us} AS bucket, count(*) AS n, sum(size) AS volume, "
+        f"min(price) AS low, max(price) AS high FROM trades GROUP BY asset, (ts_event / {width_us}) * {width_us} "
         "ORDER BY asset, bucket")
-    bars = query(db, "bars", "--period", "1h")
+    bars = query(db, "bars", "--period", period)
     assert [(b["asset"], b["bucket"], b["n"], b["low"], b["high"]) for b in bars] == [
         (d["asset"], d["bucket"], d["n"], d["low"], d["high"]) for d in direct
     ]
     assert [b["volume"] for b in bars] == pytest.approx([d["volume"] for d in direct])
+
+
+def test_rollup_equals_direct_sql(db: str) -> None:
+    ingest(db, mixed(3000, step_us=30_000_000))
+    rollup(db)
+    assert_bars_are_a_group_by(db, "1h", 3_600_000_000)
 
 
 def test_two_concurrent_rollups_equal_one(db: str, db2: str) -> None:
@@ -344,15 +349,7 @@ def test_rollup_analyzes_a_fresh_ingest_before_reading_it(pg_pair: tuple[str, st
     assert len(said) >= parts
     with open_store(db) as store:
         assert store.rows(stats, (filled,))[0] == (parts, parts, parts)
-    direct = query(db, "--sql",
-        "SELECT asset, (ts_event / 60000000) * 60000000 AS bucket, count(*) AS n, sum(size) AS volume, "
-        "min(price) AS low, max(price) AS high FROM trades GROUP BY asset, (ts_event / 60000000) * 60000000 "
-        "ORDER BY asset, bucket")
-    bars = query(db, "bars", "--period", "1m")
-    assert [(b["asset"], b["bucket"], b["n"], b["low"], b["high"]) for b in bars] == [
-        (d["asset"], d["bucket"], d["n"], d["low"], d["high"]) for d in direct
-    ]
-    assert [b["volume"] for b in bars] == pytest.approx([d["volume"] for d in direct])
+    assert_bars_are_a_group_by(db, "1m", 60_000_000)
     assert_bars_equal(stored_bars(db, "trade", "1d"), expected_bars(recs, "trade", "1d"))
     # statistics now fresh: a rerun analyzes nothing
     again = run_agkit("store", "rollup", "--db", db, timeout=240)
