@@ -343,9 +343,9 @@ def test_restart_drill_fill_while_down(venue: FakePolymarket, tmp_path: Path, bo
         assert (r["venue_order_id"], r["market"], r["asset"], r["side"], r["price"], r["size"], r["strategy"]) == (
             q["id"], q["market"], q["asset_id"], q["side"].lower(), float(q["price"]), float(q["original_size"]), "mm")
     # positions equal the fills
-    held: Counter[str] = Counter()
+    held: dict[str, float] = {}
     for _oid, asset, size in want.values():
-        held[asset] += size
+        held[asset] = held.get(asset, 0.0) + size
     assert {p["asset"]: p["size"] for p in of(out2, "position")} == dict(held)
     # the partly filled NO bid still rests, the YES bid ended filled
     assert no_bid["id"] in {o["id"] for o in venue.live()} and bid["id"] not in {o["id"] for o in venue.live()}
