@@ -11,6 +11,9 @@ include reading and decoding the file as a real backtest does. Measured in-proce
   strategy (the cost of the data path, risk-check and exec alone); best of 3 runs, by
   wall time (`value`) and by the process's CPU time (`cpu_records_s`, steadier when
   others share the machine);
+* the floor under any backtest, in CPU time: the data file read and decoded
+  (`engine._file_records`) and pushed through a `Chain` of three stages that only forward,
+  beside the reading and decoding alone;
 * a 4-point `--grid` sweep on 1 process vs 2 processes (wall time; the machine is
   shared, so the CPU seconds of the run are reported beside).
 """
@@ -22,16 +25,22 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agkit.backtest.engine import BacktestConfig, run_backtest  # noqa: E402
+from agkit.backtest.engine import BacktestConfig, _file_records, run_backtest  # noqa: E402
 from agkit.backtest.sweep import run_grid  # noqa: E402
+from agkit.clock import EventClock  # noqa: E402
 from agkit.feed.sim import SimConfig, Simulator  # noqa: E402
+from agkit.runner import Chain  # noqa: E402
+from agkit.stage import Stage  # noqa: E402
+from agkit.stream import OnError  # noqa: E402
 from bench.common import report  # noqa: E402
 
 POLICY = str(ROOT / "policies" / "market-maker.yaml")
@@ -67,6 +76,45 @@ def rate(cfg: BacktestConfig, n: int, repeat: int) -> tuple[float, float, int]:
     return n / best, n / best_cpu, fills
 
 
+class Forward(Stage):
+    name = "forward"
+
+    def on_record(self, rec: dict[str, Any]) -> tuple[dict[str, Any]]:
+        return (rec,)
+
+
+def best_cpu_rate(fn: Callable[[], None], n: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    return n / best
+
+
+def floor(path: Path, n: int, repeat: int) -> None:
+    """What a backtest costs before any strategy, risk or venue work: read + decode, and
+    the same through a Chain of three forwarding stages with exec's feedback loop."""
+
+    def read() -> None:
+        for _ in _file_records(str(path), OnError.SKIP, None):
+            pass
+
+    def chained() -> None:
+        chain = Chain([Forward(), Forward(), Forward()], feedback_from=2, clock=EventClock(0))
+        for _ in chain.process(_file_records(str(path), OnError.SKIP, None)):
+            pass
+
+    report(
+        f"backtest floor: data read + decoded + 3 forwarding stages in a Chain, {n} sim records",
+        best_cpu_rate(chained, n, repeat),
+        "records/cpu-s",
+        "data read + decoded alone",
+        best_cpu_rate(read, n, repeat),
+        target_of_full_backtest=300_000,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
@@ -81,10 +129,16 @@ def main() -> None:
         noop_rate, noop_cpu, _ = rate(BacktestConfig(strategy="noop", **common), n, args.repeat)  # type: ignore[arg-type]
         report(
             f"backtest mm+risk+paper exec (queue, 50 ms latency), {n} sim records",
-            mm_rate, "records/s", "same chain, do-nothing strategy", noop_rate,
-            fills=fills, target=300_000,
-            cpu_records_s=round(mm_cpu), cpu_records_s_baseline=round(noop_cpu),
+            mm_rate,
+            "records/s",
+            "same chain, do-nothing strategy",
+            noop_rate,
+            fills=fills,
+            target=300_000,
+            cpu_records_s=round(mm_cpu),
+            cpu_records_s_baseline=round(noop_cpu),
         )
+        floor(data, n, args.repeat)
         small = Path(tmp) / "grid.ndjson"
         g = make_data(small, args.grid_records)
         base = BacktestConfig(data=(str(small),), strategy="mm", policy=POLICY, latency_us=50_000)
@@ -98,8 +152,12 @@ def main() -> None:
             cpus[jobs] = cpu() - c0
         report(
             f"grid sweep, 4 points x {g} records, 2 processes",
-            4 / times[2], "backtests/s", "1 process", 4 / times[1],
-            cpu_s_1=round(cpus[1], 2), cpu_s_2=round(cpus[2], 2),
+            4 / times[2],
+            "backtests/s",
+            "1 process",
+            4 / times[1],
+            cpu_s_1=round(cpus[1], 2),
+            cpu_s_2=round(cpus[2], 2),
         )
 
 
