@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +318,76 @@ def test_writer_process_survives_a_ctrl_c_to_the_group(db: str) -> None:
     assert b"Traceback" not in err
     assert sum(counts(db)[t.name] for t in RECORD_TABLES) == 2000
     assert run_agkit("store", "export", "--db", db).stdout == ndjson(recs)
+
+
+@contextlib.contextmanager
+def write_lock(db: str) -> Iterator[Callable[[], int]]:
+    """Another session holding the tables' write lock, so that every write of an ingest
+    waits; it yields a count of the stored rows read through that same session (another
+    session's read could queue behind the ingest's waiting DDL)."""
+    tables = [t.name for t in RECORD_TABLES]
+    if db.startswith("sqlite:///"):
+        conn = sqlite3.connect(db[len("sqlite:///"):], isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            yield lambda: sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(db) as pg:  # one transaction until the block ends
+        pg.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")  # writes wait, reads do not
+        yield lambda: sum(pg.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)  # type: ignore[index]
+        pg.rollback()
+
+
+def test_a_stalled_database_stops_the_reading_instead_of_growing_memory(db: str) -> None:
+    """Bounded memory under any input rate: while the database takes nothing, ingest holds
+    only its batch and the batches in flight to the writer, then stops reading stdin
+    (back-pressure); when the database comes back, everything offered is stored."""
+    with open_store(db):
+        pass  # the schema exists before the lock is taken
+    data = ndjson(mixed(60_000))
+    offered = 0
+    proc = popen_agkit("store", "ingest", "--db", db, "--batch-size", "1000", "--no-progress",
+                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+
+    def feed() -> None:
+        nonlocal offered
+        assert proc.stdin is not None
+        view = memoryview(data)
+        for start in range(0, len(data), 4096):
+            proc.stdin.write(view[start:start + 4096])
+            proc.stdin.flush()
+            offered = start + 4096
+
+    try:
+        with write_lock(db) as stored:
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+            # wait until the stage stops taking input: `offered` stands still for a second
+            last, still_since = -1, time.monotonic()
+            deadline = time.monotonic() + 60
+            while time.monotonic() - still_since < 1.0:
+                assert time.monotonic() < deadline, "ingest never stopped reading"
+                assert writer.is_alive(), "ingest read the whole input while the database took nothing"
+                if offered != last:
+                    last, still_since = offered, time.monotonic()
+                time.sleep(0.05)
+            # one batch filling, two in flight to the writer, and what the pipes hold between
+            assert offered < len(data) // 4, (offered, len(data))
+            assert stored() == 0
+        writer.join(timeout=120)
+        assert not writer.is_alive()
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert run_agkit("store", "export", "--db", db).stdout == data
 
 
 def test_time_flush_commits_while_input_is_idle(db: str) -> None:
