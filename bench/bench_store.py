@@ -3,6 +3,7 @@ loop on the same data, and rollup time from scratch and for one incremental hour
 
     python bench/bench_store.py            # short run (< 3 min): 1M records (the size), 500k trades
     python bench/bench_store.py --full     # 1M mixed records, 10M trades: ~5 min here
+    python bench/bench_store.py --repeat 5 --no-rollup   # the ingest figures five times over
 
 The ingest figure is the real command, end to end (`agkit store ingest < file`,
 process start-up included). The naive baseline is an in-process loop: decode a line,
@@ -251,13 +252,17 @@ def main() -> int:
     ap.add_argument("--records", type=int, help="mixed records to ingest")
     ap.add_argument("--trades", type=int, help="trades for the rollup figures")
     ap.add_argument("--naive", type=int, default=20_000, help="rows in the naive baseline sample")
+    ap.add_argument("--repeat", type=int, default=1, help="ingest runs per backend (each a row; a noisy host wants several)")
+    ap.add_argument("--no-rollup", action="store_true", help="ingest figures only")
     args = ap.parse_args()
     n = args.records or 1_000_000
     trades = args.trades or (10_000_000 if args.full else 500_000)
     pg = pg_base()
     with tempfile.TemporaryDirectory(prefix="agkit-bench-store-") as tmp:
-        bench_ingest(n, min(args.naive, n), pg, Path(tmp))
-        bench_rollup(trades, pg, Path(tmp))
+        for _ in range(args.repeat):
+            bench_ingest(n, min(args.naive, n), pg, Path(tmp))
+        if not args.no_rollup:
+            bench_rollup(trades, pg, Path(tmp))
     return 0
 
 
