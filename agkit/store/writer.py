@@ -2,12 +2,12 @@
 
 SQLite does its work while holding the GIL for every row it binds, and psycopg's COPY
 encodes every row under the GIL too, so a writer thread cannot overlap with decoding.
-A second process can: the stage serialises each full batch
-down a pipe (marshal: twice as fast as pickle for rows of str, int and float, and
-both ends are the same interpreter), the child writes it in one transaction and answers with the number of new
-rows, while the stage decodes the next batch. The child reads the next batch off the pipe
-while it writes the current one, so at most two batches are in flight: memory stays
-bounded and back-pressure still reaches stdin.
+A second process can: the stage serialises each full batch down a pipe (marshal: twice
+as fast as pickle for rows of str, int and float, and both ends are the same
+interpreter), the child writes it in one transaction and answers with the number of new
+rows, while the stage decodes the next batch. The child reads the next batch off the
+pipe while it writes the current one, so at most two batches are in flight: memory
+stays bounded and back-pressure still reaches stdin.
 
 The child ignores SIGINT and SIGTERM (a Ctrl-C or a `kill` of the process group must
 not lose the batch it is writing): it ends when its input closes, after committing what
@@ -37,7 +37,8 @@ _LEN = struct.Struct("<q")
 
 
 class ChildWriter:
-    """The stage's side: send a batch, then collect its result before the next one."""
+    """The stage's side: send batches, collect their results in the order they were sent
+    (the stage keeps at most two unanswered)."""
 
     def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(
@@ -58,7 +59,7 @@ class ChildWriter:
         self._write(marshal.dumps((batch.rows, batch.n, batch.flat)))
 
     def result(self) -> int:
-        """New rows of the batch sent last (raises the child's error)."""
+        """New rows of the oldest batch not yet answered (raises the child's error)."""
         assert self.proc.stdout is not None
         n = _read_int(self.proc.stdout)
         if n is None:
