@@ -154,7 +154,7 @@ def naive_ingest(db: str, lines: list[bytes]) -> float:
         return time.perf_counter() - t0
 
 
-def bench_ingest(n: int, naive_n: int, pg: str | None, tmp: Path) -> None:
+def bench_ingest(n: int, naive_n: int, pg: str | None, tmp: Path, repeat: int = 1) -> None:
     data = mixed_lines(n)
     path = tmp / "mixed.ndjson"
     path.write_bytes(data)
@@ -162,7 +162,7 @@ def bench_ingest(n: int, naive_n: int, pg: str | None, tmp: Path) -> None:
     targets = [("sqlite", lambda: (f"sqlite:///{tmp / f'i{uuid.uuid4().hex}.db'}", None))]
     if pg:
         targets.append(("postgresql", lambda: (lambda s: (s.url, s))(PgSchema(pg))))
-    for name, make in targets:
+    for name, make in targets * repeat:
         db, schema = make()
         db2, schema2 = make()
         try:
@@ -259,8 +259,7 @@ def main() -> int:
     trades = args.trades or (10_000_000 if args.full else 500_000)
     pg = pg_base()
     with tempfile.TemporaryDirectory(prefix="agkit-bench-store-") as tmp:
-        for _ in range(args.repeat):
-            bench_ingest(n, min(args.naive, n), pg, Path(tmp))
+        bench_ingest(n, min(args.naive, n), pg, Path(tmp), args.repeat)
         if not args.no_rollup:
             bench_rollup(trades, pg, Path(tmp))
     return 0
