@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agkit.backtest.engine import Curve
 
 W, H, PAD = 960, 260, 56
 
@@ -54,14 +57,12 @@ def _panel(title: str, times: list[int], values: list[float], color: str, fill: 
     )
 
 
-def render(result: dict[str, Any], times: list[int], equity: list[float]) -> str:
-    peak = float("-inf")
-    drawdown = []
-    for e in equity:
-        peak = max(peak, e)
-        drawdown.append(e - peak)
+def render(result: dict[str, Any], curve: Curve) -> str:
+    """Equity at the samples; drawdown: the deepest point of each interval between two
+    samples (the path's, so a fall and recovery between samples shows)."""
+    times = curve.times
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><th>{html.escape(k)}</th><td>{'–' if v is None else html.escape(str(v))}</td></tr>"
         for k, v in result.items()
         if k not in ("type", "pnl_by_day", "inventory") and not isinstance(v, dict)
     )
@@ -72,12 +73,12 @@ def render(result: dict[str, Any], times: list[int], equity: list[float]) -> str
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "th,td{border:1px solid #ddd;padding:2px 8px;text-align:left;font-size:13px}</style>"
         f"</head><body><h1>{html.escape(title)}</h1>"
-        + _panel("Equity (USDC)", times, equity, "#1f77b4", False)
-        + _panel("Drawdown (USDC)", times, drawdown, "#d62728", True)
+        + _panel("Equity (USDC)", times, curve.equity, "#1f77b4", False)
+        + _panel("Drawdown (USDC)", times, curve.drawdown, "#d62728", True)
         + f"<h2>Summary</h2><table>{rows}</table></body></html>\n"
     )
 
 
-def write_chart(path: str, result: dict[str, Any], times: list[int], equity: list[float]) -> None:
+def write_chart(path: str, result: dict[str, Any], curve: Curve) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(render(result, times, equity))
+        fh.write(render(result, curve))

@@ -12,7 +12,8 @@ token. Nothing reads the wall clock, so the same inputs give the same bytes.
 Accounting is done here from the output stream, independently of the stages: a
 `Portfolio` with `initial_cash`, fed with every `order_filled`, marked to the mid of
 every `book`, settled by every `market_resolved`. Equity is sampled every `sample_s`
-seconds of event time (and at the end); the performance metrics come from that curve.
+seconds of event time (and at the end) for the returns behind Sharpe and Sortino; the
+drawdowns are measured at every change of equity, between the samples too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from agkit.backtest import metrics
 from agkit.portfolio import Portfolio
 from agkit.stage import Stage
 from agkit.stream import MAX_LINE, LineSplitter, OnError, decode_line, iter_records, open_input
@@ -63,8 +65,12 @@ class BacktestConfig:
 
 @dataclass
 class Curve:
+    """Equity sampled every `sample_s`; `drawdown`: the deepest fall below the running
+    peak within each interval ending at a sample (≤ 0, from the whole path)."""
+
     times: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
+    drawdown: list[float] = field(default_factory=list)
 
 
 def build_stages(cfg: BacktestConfig) -> tuple[list[Stage], int]:
@@ -162,6 +168,8 @@ class Accounting:
     def __init__(self, cfg: BacktestConfig) -> None:
         self.cfg = cfg
         self.pf = Portfolio(cash=cfg.initial_cash)
+        self.equity = cfg.initial_cash  # kept current at every mark, fill and payout
+        self.drawdown = metrics.PathDrawdown(cfg.initial_cash)
         self.curve = Curve()
         self.sample_us = max(1, int(cfg.sample_s * 1e6))
         self.next_sample: int | None = None
@@ -203,12 +211,25 @@ class Accounting:
         if bids and asks:
             pos = self.pf.positions.get(rec["asset"])
             if pos is not None:
-                pos.mark = (bids[0][0] + asks[0][0]) / 2.0
+                mark = (bids[0][0] + asks[0][0]) / 2.0
+                old = pos.mark
+                pos.mark = mark
+                if pos.size:
+                    if old is None:  # valued at cost until now
+                        old = pos.avg_price
+                    if mark != old:
+                        self._moved(self.equity + pos.size * (mark - old), rec)
         self._time(rec)
+
+    def _moved(self, equity: float, rec: dict[str, Any]) -> None:
+        self.equity = equity
+        ts = rec.get("ts_event")
+        self.drawdown.move(equity, ts if type(ts) is int else self.now)
 
     def _filled(self, rec: dict[str, Any]) -> None:
         if rec.get("settlement") == "failed":
             self.pf.reverse_fill(rec["asset"], rec["trade_id"])
+            self._moved(self.pf.equity(), rec)
             return
         pos = self.pf.positions.get(rec["asset"])
         before = pos.realized_pnl if pos is not None else 0.0
@@ -225,6 +246,7 @@ class Accounting:
         self.orders_filled.add(rec["id"])
         if rec.get("liquidity") == "maker":
             self.maker_fills += 1
+        self._moved(self.pf.equity(), rec)
 
     def _submitted(self, rec: dict[str, Any]) -> None:
         self.submitted += 1
@@ -235,6 +257,7 @@ class Accounting:
             self.resolutions += 1
             if pos.realized_pnl > 0:
                 self.wins += 1
+        self._moved(self.pf.equity(), rec)
         self._time(rec)
 
     def _denied(self, rec: dict[str, Any]) -> None:
@@ -255,25 +278,29 @@ class Accounting:
             self.first = ts
             self.next_sample = ts
         while ts >= self.next_sample:
-            self.curve.times.append(self.next_sample)
-            self.curve.equity.append(self.pf.equity())
+            self._sample(self.next_sample)
             self.next_sample += self.sample_us
         if ts > self.now:
             self.now = ts
 
+    def _sample(self, ts: int) -> None:
+        # the sum again, not the running figure: float drift does not build up
+        self.equity = equity = self.pf.equity()
+        self.curve.times.append(ts)
+        self.curve.equity.append(equity)
+        self.curve.drawdown.append(self.drawdown.sample(equity))
+
     def finish(self) -> None:
         if not self.curve.times or self.curve.times[-1] < self.now:
-            self.curve.times.append(self.now)
-            self.curve.equity.append(self.pf.equity())
+            self._sample(self.now)
+        self.drawdown.finish(self.now)
 
     def result(self, cfg: BacktestConfig) -> dict[str, Any]:
         import numpy as np
 
-        from agkit.backtest import metrics
-
         eq = np.asarray(self.curve.equity, dtype=np.float64)
         times = np.asarray(self.curve.times, dtype=np.int64)
-        perf = metrics.summary(eq, times, cfg.sample_s)
+        perf = metrics.summary(eq, (self.now - self.first) / 1e6, cfg.sample_s, self.drawdown)
         pf = self.pf
         final = float(eq[-1]) if eq.size else cfg.initial_cash
         inventory = {
@@ -301,7 +328,7 @@ class Accounting:
             "initial_cash": cfg.initial_cash,
             "final_equity": _r(final),
             "total_return": _r(final - cfg.initial_cash),
-            "total_return_pct": _r((final / cfg.initial_cash - 1.0) * 100.0) if cfg.initial_cash else 0.0,
+            "total_return_pct": _r((final / cfg.initial_cash - 1.0) * 100.0) if cfg.initial_cash else None,
             "net_pnl": _r(pf.realized_pnl + pf.unrealized_pnl - pf.fees),
             "realized_pnl": _r(pf.realized_pnl),
             "unrealized_pnl": _r(pf.unrealized_pnl),
@@ -312,16 +339,16 @@ class Accounting:
             "orders_filled": len(self.orders_filled),
             "fills": self.fills,
             "maker_fills": self.maker_fills,
-            "fill_ratio": _r(self.filled_size / self.submitted_size) if self.submitted_size else 0.0,
-            "order_fill_ratio": _r(len(self.orders_filled) / self.submitted) if self.submitted else 0.0,
+            "fill_ratio": _r(self.filled_size / self.submitted_size) if self.submitted_size else None,
+            "order_fill_ratio": _r(len(self.orders_filled) / self.submitted) if self.submitted else None,
             "denied": self.denied,
             "rejected": self.rejected,
             "canceled": self.canceled,
             "inventory": inventory,
             "gross_inventory": _r(sum(abs(v) for v in inventory.values())),
             "resolutions": self.resolutions,
-            "win_rate": _r(self.wins / closed) if closed else 0.0,
-            "avg_trade_pnl": _r((final - cfg.initial_cash) / self.fills) if self.fills else 0.0,
+            "win_rate": _r(self.wins / closed) if closed else None,
+            "avg_trade_pnl": _r((final - cfg.initial_cash) / self.fills) if self.fills else None,
             **perf,
             "pnl_by_day": by_day,
         }

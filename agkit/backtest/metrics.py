@@ -1,131 +1,111 @@
-"""Performance metrics of an equity curve (vectorised with numpy).
+"""The backtest's performance figures (definitions in docs/strategy.md).
 
-Definitions (documented in docs/strategy.md): returns are simple returns of equity
-between samples; Sharpe = mean/std (ddof=1) · √(periods per year); Sortino uses the
-downside deviation √mean(min(r, 0)²); max drawdown is the largest fall from a running
-peak (absolute and relative to that peak); Calmar = annualised return / relative max
-drawdown. Periods per year follow from the sampling interval (365-day year).
-
-When the risk analytics (`agkit.risk.perf`, the code behind `agkit risk perf`) are
-installed, Sharpe, Sortino, Calmar (CAGR / max drawdown) and the relative max drawdown
-come from there, with its volatility, CAGR, profit factor and drawdown duration, so a
-backtest and `agkit risk perf` on the same equity curve agree; the functions below are
-the fallback and give the same Sharpe and Sortino.
+Drawdowns are measured on the whole equity path: `PathDrawdown` sees equity after every
+mark, fill and payout, so a fall and its recovery between two samples of the curve
+count. Sharpe, Sortino, CAGR, volatility and profit factor come from the sampled curve
+through the risk analytics (`agkit.risk.perf`, the code of `agkit risk perf`), so a
+backtest and `agkit risk perf` on the same curve agree. A figure with nothing to
+measure (no losing period for Sortino, no drawdown for Calmar, fewer than two returns)
+is None, never 0: a 0 would read as a result.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported when the figures are computed, not at start-up
+    import numpy as np
+    import numpy.typing as npt
 
 YEAR_S = 365.0 * 86400.0
-
-F64 = npt.NDArray[np.float64]
-
-
-def returns(equity: F64) -> F64:
-    if equity.size < 2:
-        return np.zeros(0)
-    prev = equity[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(prev != 0, np.diff(equity) / np.abs(prev), 0.0)
-    out: F64 = r.astype(np.float64)
-    return out
+MIN_ANNUALISED_S = 86400.0
+# below a previous peak by more than this (USDC), equity is under water: float noise
+# from marking and unmarking a position must not start a drawdown
+UNDER = 1e-9
 
 
-def sharpe(r: F64, periods_per_year: float) -> float:
-    if r.size < 2:
-        return 0.0
-    sd = float(np.std(r, ddof=1))
-    if sd <= 0 or not math.isfinite(sd):
-        return 0.0
-    return float(np.mean(r)) / sd * math.sqrt(periods_per_year)
+class PathDrawdown:
+    """The deepest fall of equity below its running peak and the longest time under a
+    peak, updated at every change of equity; also the deepest point of each interval
+    between two samples (for the chart)."""
+
+    __slots__ = ("longest_under_us", "low", "max_fall", "max_fall_pct", "peak", "under_since")
+
+    def __init__(self, equity: float) -> None:
+        self.peak = equity
+        self.max_fall = 0.0
+        self.max_fall_pct = 0.0
+        self.under_since: int | None = None
+        self.longest_under_us = 0
+        self.low = 0.0  # deepest equity − peak since the last sample (≤ 0)
+
+    def move(self, equity: float, ts: int) -> None:
+        peak = self.peak
+        if equity >= peak - UNDER:
+            if self.under_since is not None:  # recovered
+                self.longest_under_us = max(self.longest_under_us, ts - self.under_since)
+                self.under_since = None
+            if equity > peak:
+                self.peak = equity
+            return
+        if self.under_since is None:
+            self.under_since = ts
+        fall = peak - equity
+        if fall > self.max_fall:
+            self.max_fall = fall
+        if peak > 0 and fall / peak > self.max_fall_pct:
+            self.max_fall_pct = fall / peak
+        if -fall < self.low:
+            self.low = -fall
+
+    def sample(self, equity: float) -> float:
+        """The deepest point since the last sample; the next interval starts at `equity`."""
+        low = min(self.low, equity - self.peak)
+        self.low = min(0.0, equity - self.peak)
+        return low
+
+    def finish(self, ts: int) -> None:
+        """A drawdown still open at the end lasts until the end."""
+        if self.under_since is not None:
+            self.longest_under_us = max(self.longest_under_us, ts - self.under_since)
+            self.under_since = None
 
 
-def sortino(r: F64, periods_per_year: float) -> float:
-    if r.size < 2:
-        return 0.0
-    dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if dd <= 0:
-        return 0.0
-    return float(np.mean(r)) / dd * math.sqrt(periods_per_year)
-
-
-def max_drawdown(equity: F64) -> tuple[float, float]:
-    """(largest absolute fall from a running peak, the same relative to that peak)."""
-    if equity.size == 0:
-        return 0.0, 0.0
-    peak = np.maximum.accumulate(equity)
-    dd = peak - equity
-    i = int(np.argmax(dd))
-    absolute = float(dd[i])
-    rel = absolute / float(peak[i]) if peak[i] > 0 else 0.0
-    return absolute, rel
-
-
-def drawdown_curve(equity: F64) -> F64:
-    if equity.size == 0:
-        return np.zeros(0)
-    out: F64 = (np.maximum.accumulate(equity) - equity).astype(np.float64)
-    return out
-
-
-def calmar(equity: F64, span_s: float) -> float:
-    if equity.size < 2 or span_s <= 0 or equity[0] <= 0:
-        return 0.0
-    _, rel = max_drawdown(equity)
-    total = float(equity[-1] / equity[0])
-    if total <= 0:
-        return 0.0
-    if span_s >= 86400:
-        x = math.log(total) * YEAR_S / span_s
-        annual = math.expm1(x) if x < 700.0 else math.inf  # _clean() turns inf into 0
-    else:
-        annual = (total - 1.0) * YEAR_S / span_s
-    if rel <= 0:
-        return 0.0
-    return annual / rel
-
-
-def summary(equity: F64, times_us: npt.NDArray[np.int64], sample_s: float) -> dict[str, Any]:
-    """Sharpe, Sortino, Calmar, max drawdown (and more from the risk analytics)."""
-    r = returns(equity)
+def summary(equity: npt.NDArray[np.float64], span_s: float, sample_s: float, path: PathDrawdown) -> dict[str, Any]:
+    """Sharpe, Sortino, Calmar, max drawdown and the rest of the report's statistics;
+    `span_s`: the time the data covers."""
     ppy = YEAR_S / sample_s if sample_s > 0 else 0.0
-    span_s = float(times_us[-1] - times_us[0]) / 1e6 if times_us.size > 1 else 0.0
-    mdd, mdd_pct = max_drawdown(equity)
-    out: dict[str, Any] = {
-        "sharpe": _clean(sharpe(r, ppy)),
-        "sortino": _clean(sortino(r, ppy)),
-        "calmar": _clean(calmar(equity, span_s)),
-        "max_drawdown": _clean(mdd),
-        "max_drawdown_pct": _clean(mdd_pct),
+    stats = _risk_perf(equity, ppy) or {}
+    # an annual growth rate compounded from less than a day is not a measurement (an
+    # hour's 1% compounds to 7e37 times the capital): None, as where it overflows a double
+    cagr = _clean(stats.get("cagr")) if span_s >= MIN_ANNUALISED_S else None
+    pct = path.max_fall_pct
+    return {
+        "sharpe": _clean(stats.get("sharpe")),
+        "sortino": _clean(stats.get("sortino")),
+        "calmar": _clean(cagr / pct) if cagr is not None and pct > 1e-15 else None,
+        "max_drawdown": _clean(path.max_fall),
+        "max_drawdown_pct": _clean(pct),
+        "max_drawdown_duration_s": path.longest_under_us / 1e6,
+        "volatility": _clean(stats.get("volatility")),
+        "cagr": cagr,
+        "profit_factor": _clean(stats.get("profit_factor")),
     }
-    perf = _risk_perf(equity, ppy)
-    if perf is not None:
-        for key in ("sharpe", "sortino", "calmar"):
-            out[key] = _clean(perf.get(key) or 0.0)
-        out["max_drawdown_pct"] = _clean(perf["max_drawdown"])
-        out["max_drawdown_duration"] = int(perf["max_drawdown_duration"])
-        out["volatility"] = _clean(perf["volatility"])
-        out["cagr"] = None if perf["cagr"] is None else _clean(perf["cagr"])  # None: too short to annualise
-        out["profit_factor"] = _clean(perf["profit_factor"] or 0.0)
-    return out
 
 
-def _risk_perf(equity: F64, ppy: float) -> dict[str, Any] | None:
-    """`agkit risk perf`'s statistics of the same curve, when the analytics are there."""
+def _risk_perf(equity: npt.NDArray[np.float64], ppy: float) -> dict[str, Any] | None:
+    """`agkit risk perf`'s statistics of the curve; None with fewer than two returns or
+    an equity that reached 0 (returns are undefined from there)."""
+    import numpy as np
+
     if equity.size < 3 or ppy <= 0 or bool(np.any(equity[:-1] <= 0)):
         return None
-    try:
-        from agkit.risk import perf
-    except ImportError:
-        return None
+    from agkit.risk import perf
+
     stats: dict[str, Any] = perf.metrics(perf.returns_from_equity(equity), periods_per_year=ppy)
     return stats
 
 
-def _clean(x: float) -> float:
-    return round(x, 10) if math.isfinite(x) else 0.0
+def _clean(x: float | None) -> float | None:
+    return round(x, 10) if x is not None and math.isfinite(x) else None

@@ -23,7 +23,9 @@ from agkit.backtest.engine import BacktestConfig, data_span, run_backtest
 from agkit.errors import UsageError
 
 # metrics where smaller is better
-LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_pct", "fees", "denied", "rejected"})
+LOWER_IS_BETTER = frozenset(
+    {"max_drawdown", "max_drawdown_pct", "max_drawdown_duration_s", "volatility", "fees", "denied", "rejected"}
+)
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
@@ -72,10 +74,17 @@ def run_many(
 
 def sort_results(results: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     if results and metric not in results[0]:
-        known = ", ".join(k for k, v in results[0].items() if isinstance(v, int | float) and not isinstance(v, bool))
+        known = ", ".join(
+            k for k, v in results[0].items() if v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+        )
         raise UsageError(f"unknown metric {metric!r}; known: {known}")
     sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
-    return sorted(results, key=lambda r: (sign * float(r[metric]), _params_key(r)))
+
+    def key(r: dict[str, Any]) -> tuple[bool, float, str]:
+        value = r.get(metric)  # None: nothing to measure, ranked after every figure
+        return value is None, 0.0 if value is None else sign * float(value), _params_key(r)
+
+    return sorted(results, key=key)
 
 
 def _params_key(r: dict[str, Any]) -> str:

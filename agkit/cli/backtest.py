@@ -39,10 +39,15 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _dash(v: Any) -> Any:
+    return "–" if v is None else v  # nothing to measure: not a 0
+
+
 def _table(rows: list[tuple[str, Any]]) -> str:
     width = max(len(k) for k, _ in rows)
     out = []
     for k, v in rows:
+        v = _dash(v)
         if isinstance(v, float):
             v = f"{v:,.2f}" if 1e3 <= abs(v) < 1e12 else f"{v:.6g}"
         out.append(f"{k:<{width}}  {v}")
@@ -105,7 +110,9 @@ def backtest(
     the winning token. Time is the data's event time, so the same inputs and --seed give
     byte-identical output. Prints one backtest_result record (a table when stdout is a
     terminal): PnL realized/unrealized, fees, volume, fill ratio, inventory, win rate,
-    Sharpe, Sortino, Calmar, max drawdown, daily PnL.
+    Sharpe, Sortino, Calmar, max drawdown (at every change of equity, not only at the
+    --sample-s samples), daily PnL. A figure with nothing to measure (Sortino without a
+    losing period, CAGR on less than a day...) is null, shown as –, never 0.
 
     With --grid, one result per parameter point, run on every core and sorted by
     --metric (best first). With --walk-forward N, one walk_forward_fold record per fold.
@@ -170,7 +177,8 @@ def backtest(
                 shown = row.get("test", row)
                 sys.stdout.write(
                     f"{row.get('rank', row.get('fold'))}: {orjson.dumps(row['params']).decode()} "
-                    f"{metric}={shown.get(metric)} net_pnl={shown.get('net_pnl')} sharpe={shown.get('sharpe')}\n"
+                    f"{metric}={_dash(shown.get(metric))} net_pnl={shown.get('net_pnl')} "
+                    f"sharpe={_dash(shown.get('sharpe'))}\n"
                 )
             else:
                 out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
@@ -196,7 +204,7 @@ def backtest(
     if chart:
         from agkit.backtest.chart import write_chart
 
-        write_chart(chart, result, curve.times, curve.equity)
+        write_chart(chart, result, curve)
     if tty:
         table: list[tuple[str, Any]] = [
             (k, v) for k, v in result.items() if not isinstance(v, dict) and k not in ("type", "ts_init")
