@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 
 from agkit.clock import EventClock
-from agkit.errors import UsageError
-from agkit.runner import Chain, PipeRunner, capture_runners
+from agkit.errors import BadInputError, InvalidRecord, UsageError
+from agkit.runner import OUTCOME, REPORT_FIRST, Chain, OnInvalid, PipeRunner, capture_runners, log
+from agkit.stage import Rec
+from agkit.stream import RAW_KEEP, OnError
 
 
 def split_pipeline(text: str) -> list[list[str]]:
@@ -110,7 +113,35 @@ def build_chain(segments: list[list[str]]) -> tuple[Chain, PipeRunner]:
         if not r.stage.reads_input:
             raise UsageError(f"`{r.stage.name}` is a source; it can only be the first stage")
     fb = _exec_index([s.name for s in stages])
-    return Chain(stages, feedback_from=fb, clock=EventClock()), runners[0]
+    chain = Chain(stages, feedback_from=fb, clock=EventClock())
+    chain.on_invalid = _refusals(chain, runners)
+    return chain, runners[0]
+
+
+def _refusals(chain: Chain, runners: list[PipeRunner]) -> OnInvalid:
+    """A record a stage refuses follows that stage's own --on-error, as in a pipe, and the
+    rest of what its input caused goes on. An input line the head refuses goes back to
+    the runner that read it, which knows its line number."""
+    said = [0]
+
+    def refused(index: int, rec: dict[str, Any], exc: InvalidRecord) -> list[Rec]:
+        if index == 0 and rec is chain.input:
+            raise exc
+        on_error, name = runners[index].on_error, runners[index].stage.name
+        what = f"a {rec.get('type')!s} record at ts_event {rec.get('ts_event')!s}"
+        if on_error is OnError.FAIL:
+            raise BadInputError(f"{name}: {what}: {exc}")
+        said[0] += 1
+        if said[0] <= REPORT_FIRST:
+            log(f"agkit {name}: {what}: {exc} ({OUTCOME[on_error]})")
+        if on_error is not OnError.EMIT:
+            return []
+        now = chain.clock.now_us()
+        raw = orjson.dumps(rec, default=str)[:RAW_KEEP].decode("utf-8", "replace")
+        return [{"type": "error", "ts_event": now, "ts_init": now, "line": None, "reason": str(exc),
+                 "raw": raw, "source": name}]
+
+    return refused
 
 
 def run_in_process(segments: list[list[str]]) -> int:

@@ -52,7 +52,7 @@ HIGH_WATER = 4 << 20  # output backlog that pauses input
 LOW_WATER = 1 << 20  # backlog at which input resumes
 BATCH_BYTES = 1 << 20  # flush at least this often under sustained load
 REPORT_FIRST = 20  # bad lines reported one by one; after that, a count at the end
-_OUTCOME = {
+OUTCOME = {
     OnError.SKIP: "skipped",
     OnError.EMIT: "forwarded as an error record",
     OnError.FAIL: "stopped",
@@ -409,7 +409,7 @@ class PipeRunner:
             log(f"agkit {self.stage.name}: {where}: {reason} (--on-error=fail)")
             raise _Stop(int(ExitCode.BAD_INPUT))
         if self.bad_lines <= REPORT_FIRST:
-            log(f"agkit {self.stage.name}: {where}: {reason} ({_OUTCOME[self.on_error]})")
+            log(f"agkit {self.stage.name}: {where}: {reason} ({OUTCOME[self.on_error]})")
         if self.on_error is OnError.EMIT:
             now = now_us()
             text = raw[:RAW_KEEP].decode("utf-8", "replace")
@@ -598,7 +598,7 @@ class PipeRunner:
         self.out.restore()
         if self.bad_lines > REPORT_FIRST:
             log(
-                f"agkit {self.stage.name}: {self.bad_lines} bad input lines in all ({_OUTCOME[self.on_error]})"
+                f"agkit {self.stage.name}: {self.bad_lines} bad input lines in all ({OUTCOME[self.on_error]})"
             )
         if code == -1:
             silence_fd(self.outfd)
@@ -656,8 +656,10 @@ def _as_coro(aw: Awaitable[None]) -> Any:
 
 
 _NEVER = 1 << 62  # a due time no timestamp in µs reaches
-# a stage's on_record, its consumes, and whether it is the chain's feedback stage
-_Call = tuple[Callable[[dict[str, Any]], Out], frozenset[str] | None, bool]
+# a stage's on_record, its consumes, whether it is the chain's feedback stage, its index
+_Call = tuple[Callable[[dict[str, Any]], Out], frozenset[str] | None, bool, int]
+# what a Chain does with a record stage `index` refused: the records to send on instead
+OnInvalid = Callable[[int, dict[str, Any], InvalidRecord], list[Rec]]
 
 
 class Chain(Stage):
@@ -668,17 +670,28 @@ class Chain(Stage):
     feedback stage drops its own records when they come around (by identity).
     Timers fire on the chain's clock (event time under an EventClock), so a run is
     deterministic. A Chain is itself a Stage, so `PipeRunner(Chain(...))` is `agkit run`.
+
+    A record a stage refuses (InvalidRecord) goes no further; `on_invalid(index, rec,
+    exc)` reports it and gives what goes on instead (nothing, or an `error` record), or
+    raises to stop. Without it the refusal reaches the caller, and whatever else that
+    input record caused in the chain is dropped with it.
     """
 
     name = "run"
 
     def __init__(
-        self, stages: list[Stage], feedback_from: int | None = None, clock: Clock | None = None
+        self,
+        stages: list[Stage],
+        feedback_from: int | None = None,
+        clock: Clock | None = None,
+        on_invalid: OnInvalid | None = None,
     ):
         if not stages:
             raise ValueError("a chain needs at least one stage")
         self.stages = stages
         self.feedback_from = feedback_from
+        self.on_invalid = on_invalid
+        self.input: dict[str, Any] | None = None  # the record from outside being handled
         self.clock = clock or EventClock()
         self.reads_input = stages[0].reads_input  # type: ignore[misc]
         self._own: dict[int, dict[str, Any]] = {}  # feedback records in flight, kept alive by id
@@ -772,7 +785,7 @@ class Chain(Stage):
     def _bind(self) -> None:
         """Look up each stage's on_record and consumes once, not per record."""
         calls: list[_Call] = [
-            (stage.on_record, stage.consumes, i == self.feedback_from)
+            (stage.on_record, stage.consumes, i == self.feedback_from, i)
             for i, stage in enumerate(self.stages)
         ]
         self._calls = [calls[i:] for i in range(len(calls) + 1)]
@@ -809,6 +822,7 @@ class Chain(Stage):
 
     def _ingest(self, rec: dict[str, Any]) -> list[Rec]:
         """A record entering the chain from outside, and all it causes."""
+        self.input = rec
         ts = rec.get("ts_event")
         if type(ts) is int and self._started and ts < self._next_due:
             # no timer due (the usual case): only the event clock moves
@@ -851,14 +865,18 @@ class Chain(Stage):
     def _through(self, start: int, recs: list[Rec]) -> list[Rec]:
         """`recs` (a list the caller gives away) through the stages from `start` on."""
         own = self._own
-        for on_record, consumes, feedback in self._calls[start]:
+        for on_record, consumes, feedback, index in self._calls[start]:
             if len(recs) == 1:  # the usual case, a record on its own: no list per stage
                 rec: Any = recs[0]
                 if feedback and own and own.pop(id(rec), None) is rec:
                     return []  # our own record, back around the loop
                 if consumes is not None and rec["type"] not in consumes:
                     continue
-                res = on_record(rec)
+                try:
+                    res = on_record(rec)
+                except InvalidRecord as exc:
+                    recs = self._refused(index, rec, exc)
+                    continue
                 if type(res) is tuple and len(res) == 1 and res[0] is rec:
                     continue  # forwarded, nothing added
                 recs = self._outputs(rec, res, feedback, []) if res else []
@@ -872,13 +890,22 @@ class Chain(Stage):
                 if consumes is not None and rec["type"] not in consumes:
                     nxt.append(rec)
                     continue
-                res = on_record(rec)
+                try:
+                    res = on_record(rec)
+                except InvalidRecord as exc:
+                    nxt += self._refused(index, rec, exc)
+                    continue
                 if type(res) is tuple and len(res) == 1 and res[0] is rec:
                     nxt.append(rec)
                 elif res:
                     self._outputs(rec, res, feedback, nxt)
             recs = nxt
         return recs
+
+    def _refused(self, index: int, rec: dict[str, Any], exc: InvalidRecord) -> list[Rec]:
+        if self.on_invalid is None:
+            raise exc
+        return self.on_invalid(index, rec, exc)
 
     def _outputs(self, rec: Rec, res: Iterable[Rec], feedback: bool, nxt: list[Rec]) -> list[Rec]:
         """Append what a stage returned for `rec` to `nxt`; the feedback stage's own

@@ -34,7 +34,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agkit.backtest.engine import BacktestConfig, _file_records, run_backtest  # noqa: E402
+from agkit.backtest.engine import BacktestConfig, BadInput, _file_records, run_backtest  # noqa: E402
 from agkit.backtest.sweep import run_grid  # noqa: E402
 from agkit.clock import EventClock  # noqa: E402
 from agkit.feed.sim import SimConfig, Simulator  # noqa: E402
@@ -97,12 +97,12 @@ def floor(path: Path, n: int, repeat: int) -> None:
     the same through a Chain of three forwarding stages with exec's feedback loop."""
 
     def read() -> None:
-        for _ in _file_records(str(path), OnError.SKIP, None):
+        for _ in _file_records(str(path), BadInput(OnError.SKIP), None):
             pass
 
     def chained() -> None:
         chain = Chain([Forward(), Forward(), Forward()], feedback_from=2, clock=EventClock(0))
-        for _ in chain.process(_file_records(str(path), OnError.SKIP, None)):
+        for _ in chain.process(_file_records(str(path), BadInput(OnError.SKIP), None)):
             pass
 
     report(

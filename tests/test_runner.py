@@ -341,3 +341,59 @@ def test_chain_awaits_async_start_and_stop() -> None:
         raise AssertionError("an async stage must be refused by Chain.process")
     except TypeError as exc:
         assert "PipeRunner" in str(exc)
+
+
+class _Quoter(Stage):
+    """Sends an order for every tick (before the tick itself)."""
+
+    name = "quoter"
+
+    def on_record(self, rec: dict[str, Any]) -> Out:
+        if rec["type"] != "tick":
+            return (rec,)
+        return [{"type": "submit_order", "id": f"o{rec['ts_event']}", "ts_event": rec["ts_event"]}, rec]
+
+
+class _Picky(Stage):
+    """Refuses ticks marked bad, and takes everything else."""
+
+    name = "picky"
+
+    def on_record(self, rec: dict[str, Any]) -> Out:
+        if rec.get("bad"):
+            from agkit.errors import InvalidRecord
+
+            raise InvalidRecord("a bad tick")
+        return (rec,)
+
+
+def test_a_record_refused_mid_chain_goes_no_further_and_loses_nothing_else() -> None:
+    refused: list[tuple[int, str, str]] = []
+
+    def on_invalid(index: int, rec: dict[str, Any], exc: Exception) -> list[dict[str, Any]]:
+        refused.append((index, rec["type"], str(exc)))
+        return [{"type": "error", "ts_event": rec["ts_event"], "reason": str(exc)}]
+
+    chain = Chain([_Quoter(), _Picky()], clock=EventClock(0), on_invalid=on_invalid)
+    recs = ticks(3)
+    recs[1]["bad"] = True
+    out = [r for r in chain.process(recs) if isinstance(r, dict)]
+    assert refused == [(1, "tick", "a bad tick")]
+    # the order the bad tick caused upstream still went on; the tick itself did not
+    assert [(r["type"], r.get("id") or r.get("ts_event")) for r in out] == [
+        ("submit_order", "o1"), ("tick", 1),
+        ("submit_order", "o2"), ("error", 2),
+        ("submit_order", "o3"), ("tick", 3),
+    ]
+
+
+def test_without_a_handler_a_refusal_reaches_the_caller() -> None:
+    from agkit.errors import InvalidRecord
+
+    recs = ticks(2)
+    recs[0]["bad"] = True
+    try:
+        list(Chain([_Picky()], clock=EventClock(0)).process(recs))
+        raise AssertionError("the refusal must propagate")
+    except InvalidRecord as exc:
+        assert "a bad tick" in str(exc)

@@ -30,9 +30,18 @@ from typing import Any
 import orjson
 
 from agkit.backtest import metrics
+from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
 from agkit.stage import Stage
-from agkit.stream import MAX_LINE, LineSplitter, OnError, decode_line, iter_records, open_input
+from agkit.stream import (
+    MAX_LINE,
+    RAW_KEEP,
+    LineSplitter,
+    OnError,
+    decode_line,
+    iter_records,
+    open_input,
+)
 
 READ_SIZE = 1 << 20
 MARKET_TYPES = frozenset({"book", "trade", "tick_size_changed", "market_resolved", "feed_status"})
@@ -97,11 +106,66 @@ def build_stages(cfg: BacktestConfig) -> tuple[list[Stage], int]:
     return stages, len(stages) - 1
 
 
-def read_data(cfg: BacktestConfig, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+class BadInput:
+    """--on-error for a backtest: lines of the data that do not decode and records a stage
+    refuses (a malformed book...). Each is reported with its line (the first
+    REPORT_FIRST, then a count at the end) and skipped; under `emit` an `error` record
+    goes on in its place (into --output); under `fail` the run stops (exit 3)."""
+
+    def __init__(self, on_error: OnError) -> None:
+        self.on_error = on_error
+        self.count = 0
+        self.path = ""  # where the record read last came from
+        self.lineno = 0
+        self.record: dict[str, Any] | None = None
+        self.stages: list[str] = []
+        self.now: Callable[[], int] = lambda: 0  # event time, for error records
+
+    def line(self, path: str, lineno: int, reason: str, raw: bytes) -> dict[str, Any] | None:
+        """A line that does not decode: the error record to read in its place, or None."""
+        return self._bad(f"{path} line {lineno}", reason, lineno, raw[:RAW_KEEP].decode("utf-8", "replace"))
+
+    def refused(self, index: int, rec: dict[str, Any], exc: InvalidRecord) -> list[Any]:
+        """Chain's on_invalid: stage `index` refused `rec`."""
+        if rec is self.record:
+            where, line = f"{self.path} line {self.lineno}", self.lineno
+        else:  # a record the chain made (an order, a fill...)
+            where, line = f"a {rec.get('type')!s} record at ts_event {rec.get('ts_event')!s}", None
+        raw = orjson.dumps(rec, default=str)[:RAW_KEEP].decode("utf-8", "replace")
+        err = self._bad(where, f"{self.stages[index]} refused it: {exc}", line, raw)
+        return [err] if err is not None else []
+
+    def _bad(self, where: str, reason: str, line: int | None, raw: str) -> dict[str, Any] | None:
+        from agkit.runner import OUTCOME, REPORT_FIRST
+
+        self.count += 1
+        if self.on_error is OnError.FAIL:
+            from agkit.errors import BadInputError
+
+            raise BadInputError(f"{where}: {reason}")
+        if self.count <= REPORT_FIRST:
+            sys.stderr.write(f"agkit backtest: {where}: {reason} ({OUTCOME[self.on_error]})\n")
+        if self.on_error is not OnError.EMIT:
+            return None
+        now = self.now()
+        return {"type": "error", "ts_event": now, "ts_init": now, "line": line, "reason": reason,
+                "raw": raw, "source": "backtest"}
+
+    def finish(self) -> None:
+        from agkit.runner import OUTCOME, REPORT_FIRST
+
+        if self.count > REPORT_FIRST:
+            sys.stderr.write(f"agkit backtest: {self.count} bad records in all ({OUTCOME[self.on_error]})\n")
+
+
+def read_data(
+    cfg: BacktestConfig, progress: Callable[[int], None] | None = None, bad: BadInput | None = None
+) -> Iterator[dict[str, Any]]:
     """The records of every data file in order, within [from_us, to_us)."""
     lo, hi = cfg.from_us, cfg.to_us
+    bad = bad or BadInput(cfg.on_error)
     for path in cfg.data:
-        for rec in _file_records(path, cfg.on_error, progress):
+        for rec in _file_records(path, bad, progress):
             if lo is not None or hi is not None:
                 ts = rec.get("ts_event")
                 if type(ts) is int and ((lo is not None and ts < lo) or (hi is not None and ts >= hi)):
@@ -110,16 +174,18 @@ def read_data(cfg: BacktestConfig, progress: Callable[[int], None] | None = None
 
 
 def _file_records(
-    path: str, on_error: OnError, progress: Callable[[int], None] | None
+    path: str, bad: BadInput, progress: Callable[[int], None] | None
 ) -> Iterator[dict[str, Any]]:
     """Decode a data file in large chunks, one orjson pass per well-formed line.
 
     A line that is not a JSON object with a string `type` (or carries `_fb`) takes the
     careful path of `decode_line`, which validates it and says what is wrong: the same
-    records and the same messages as `iter_records`, for a third of the decoding time."""
+    records and the same messages as `iter_records`, for a third of the decoding time.
+    `bad` learns where each record came from, and handles the lines that do not decode."""
     loads = orjson.loads
     done = 0
     lineno = 0
+    bad.path = path
     with open_input(path) as stream:
         splitter = LineSplitter(path)
         while True:
@@ -141,25 +207,21 @@ def _file_records(
                         continue
                     rec, reason = decode_line(line)
                     if rec is None:
-                        _bad_line(path, lineno, reason, on_error)
-                        continue
+                        rec = bad.line(path, lineno, reason or "not a record", line)
+                        if rec is None:
+                            continue
+                bad.lineno = lineno
+                bad.record = rec
                 yield rec
             if dropped:
                 lineno += 1
-                _bad_line(path, lineno, f"line longer than {MAX_LINE} bytes, discarded", on_error)
+                err = bad.line(path, lineno, f"line longer than {MAX_LINE} bytes, discarded", b"")
+                if err is not None:
+                    yield err
             if not chunk:
                 return
             if progress is not None:
                 progress(done)
-
-
-def _bad_line(path: str, lineno: int, reason: str | None, on_error: OnError) -> None:
-    if on_error is OnError.FAIL:
-        from agkit.errors import BadInputError
-
-        raise BadInputError(f"{path} line {lineno}: {reason}")
-    if on_error is OnError.SKIP:
-        sys.stderr.write(f"agkit backtest: {path} line {lineno}: {reason} (skipped)\n")
 
 
 class Accounting:
@@ -376,7 +438,9 @@ def run_backtest(
     from agkit.runner import Chain
 
     stages, exec_index = build_stages(cfg)
-    source = iter(records if records is not None else read_data(cfg, progress))
+    bad = BadInput(cfg.on_error)
+    bad.stages = [stage.name for stage in stages]
+    source = iter(records if records is not None else read_data(cfg, progress, bad))
     # Start the event clock at the first record's time: stage timers are due from there
     # (a clock at 0 would make the chain fire them for every interval since 1970).
     first = next(source, None)
@@ -384,7 +448,8 @@ def run_backtest(
     clock = EventClock(start if type(start) is int else 0)
     if first is not None:
         source = itertools.chain((first,), source)
-    chain = Chain(stages, feedback_from=exec_index, clock=clock)
+    chain = Chain(stages, feedback_from=exec_index, clock=clock, on_invalid=bad.refused)
+    bad.now = clock.now_us
     acct = Accounting(cfg)
     observe = acct.observe
     for rec in chain.process(source):
@@ -397,6 +462,7 @@ def run_backtest(
         if sink is not None:
             sink(rec)
     acct.finish()
+    bad.finish()
     result = acct.result(cfg)
     params = getattr(stages[0], "params", None)
     result["params"] = {k: getattr(params, k, v) for k, v in cfg.params}

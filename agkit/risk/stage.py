@@ -331,6 +331,8 @@ class RiskCheck(Stage):
                 mid = asks[0][0]
             else:
                 mid = None
+            if mid is not None and not 0.0 <= mid <= 1.0:  # NaN fails too, a str raises
+                raise InvalidRecord(f"book: a price outside [0, 1] (mid {mid!r})")
         except (KeyError, IndexError, TypeError) as exc:
             raise InvalidRecord(f"book: malformed ({type(exc).__name__}: {exc})") from None
         if type(ts) is not int:

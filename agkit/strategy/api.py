@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agkit.clock import EventClock
+from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
 from agkit.records import metric_record
 from agkit.stage import Context, Out, Rec, Stage, Timer
@@ -59,6 +60,9 @@ ORDER_EVENTS = frozenset(
 TERMINAL_EVENTS = frozenset({"order_rejected", "order_canceled", "order_expired", "order_denied"})
 MARKET_TYPES = frozenset({"book", "trade", "market_resolved", "tick_size_changed"})
 EPS = 1e-9
+# a level's size above this is garbage, not liquidity (more shares than USDC exists);
+# refusing it keeps the strategies' arithmetic finite
+MAX_LEVEL_SIZE = 1e15
 
 
 def snap(price: float, tick: float, mode: str = "nearest") -> float:
@@ -130,21 +134,24 @@ class MarketState:
         self.extra: dict[str, Any] = {}
 
     def update(self, book: dict[str, Any]) -> None:
+        """Take a new book; InvalidRecord (nothing changed) if what strategies read of it,
+        the best levels, the tick, the minimum size and the time, is not usable."""
         bids = book["bids"]
         asks = book["asks"]
+        bid, bid_size = _best(bids)
+        ask, ask_size = _best(asks)
+        tick, min_size, ts = book["tick_size"], book["min_size"], book["ts_event"]
+        if not (0.0 < tick < 1.0 and min_size >= 0.0):  # a str or None raises TypeError
+            raise InvalidRecord(f"book: tick {tick!r} or min_size {min_size!r} out of range")
+        if type(ts) is not int:
+            raise InvalidRecord(f"book: ts_event must be an integer (µs), not {ts!r}")
         self.bids = bids
         self.asks = asks
-        if bids:
-            self.best_bid, self.best_bid_size = bids[0][0], bids[0][1]
-        else:
-            self.best_bid, self.best_bid_size = None, 0.0
-        if asks:
-            self.best_ask, self.best_ask_size = asks[0][0], asks[0][1]
-        else:
-            self.best_ask, self.best_ask_size = None, 0.0
-        self.tick = book["tick_size"]
-        self.min_size = book["min_size"]
-        self.ts = book["ts_event"]
+        self.best_bid, self.best_bid_size = bid, bid_size
+        self.best_ask, self.best_ask_size = ask, ask_size
+        self.tick = tick
+        self.min_size = min_size
+        self.ts = ts
         self.venue = book.get("venue", self.venue)
 
     @property
@@ -332,8 +339,6 @@ class Strategy(Stage):
             try:
                 handler(rec)
             except (KeyError, TypeError, IndexError) as exc:
-                from agkit.errors import InvalidRecord
-
                 self._out.clear()
                 raise InvalidRecord(f"bad {rec['type']} record: {type(exc).__name__}: {exc}") from None
         if self._out:
@@ -537,8 +542,10 @@ class Strategy(Stage):
 
     def _resolved(self, rec: dict[str, Any]) -> None:
         ctx = self.ctx
-        market = rec["market"]
-        ctx.portfolio.resolve(market, rec["winning_asset"])
+        market, winner = rec["market"], rec["winning_asset"]
+        if type(market) is not str or type(winner) is not str:  # None would settle every token at 0
+            raise InvalidRecord("market_resolved: market and winning_asset must be strings")
+        ctx.portfolio.resolve(market, winner)
         ctx.changed(market)
         for asset in ctx.assets_of.get(market, ()):
             ctx.markets[asset].resolved = True
@@ -605,3 +612,17 @@ class Noop(Strategy):
 
     name = "noop"
     description = "forwards everything, never trades"
+
+
+def _best(levels: list[Any]) -> tuple[float | None, float]:
+    """(price, size) of a side's best level, (None, 0.0) for an empty side; InvalidRecord
+    if it is not a price in [0, 1] and a size in [0, MAX_LEVEL_SIZE]."""
+    if not levels:
+        return None, 0.0
+    price, size = levels[0][0], levels[0][1]
+    # a str or None raises TypeError (a bad record); NaN fails the comparisons
+    if not 0.0 <= price <= 1.0:
+        raise InvalidRecord(f"book: a price outside [0, 1] ({price!r})")
+    if not 0.0 <= size <= MAX_LEVEL_SIZE:
+        raise InvalidRecord(f"book: a size that is negative or over {MAX_LEVEL_SIZE:g} ({size!r})")
+    return price, size
