@@ -20,6 +20,9 @@ import msgspec
 
 Side = Literal["buy", "sell"]
 Level = tuple[float, float]  # [price, size]
+# a size of shares above this is garbage, not liquidity (more shares than USDC exists):
+# stages refuse it, which keeps their arithmetic finite
+MAX_SIZE = 1e15
 
 
 def metric_record(

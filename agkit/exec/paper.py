@@ -63,6 +63,7 @@ from agkit.exec.venue import (
     to_decimal,
 )
 from agkit.portfolio import taker_fee
+from agkit.records import MAX_SIZE
 from agkit.venues.polymarket.amounts import market_price
 
 LOT = Decimal("0.01")
@@ -74,10 +75,20 @@ _ARRIVE, _CANCEL, _EXPIRE = 0, 1, 2
 
 
 def lots(x: float) -> Decimal:
-    """Whole lots of 0.01 share in x (rounded down), as an exact Decimal."""
+    """Whole lots of 0.01 share in x (rounded down), as an exact Decimal; ValueError for
+    a size no book holds (over MAX_SIZE, or NaN)."""
     if x <= 0:
         return _ZERO
+    if x > MAX_SIZE:
+        raise ValueError(f"a size of {x!r} shares (over {MAX_SIZE:g})")
     return Decimal(math.floor(x * 100 + 1e-7)).scaleb(-2)
+
+
+def _tick(tick: Any) -> Decimal:
+    """A book's tick size as a Decimal; ValueError if it is not a number in (0, 1)."""
+    if type(tick) not in (float, int) or not 0 < tick < 1:
+        raise ValueError(f"tick size {tick!r} is not a number in (0, 1)")
+    return to_decimal(tick)
 
 
 class PaperOrder:
@@ -222,6 +233,13 @@ class PaperVenue(Venue):
             bids, asks = rec["bids"], rec["asks"]
             if type(bids) is not list or type(asks) is not list:
                 raise TypeError("bids and asks must be lists of [price, size]")
+            tick, ms = rec.get("tick_size"), rec.get("min_size")
+            # checked first: a book refused here changes nothing
+            if ms is not None and (type(ms) not in (float, int) or not 0 <= ms <= MAX_SIZE):
+                raise ValueError(f"min_size {ms!r} is not a size")
+            if tick is not None and tick != self._tick_f.get(asset):
+                self.ticks[asset] = _tick(tick)
+                self._tick_f[asset] = tick
             self.books[asset] = rec
             used = self.taken_bids.get(asset)
             if used is not None and not _forget_replenished(used, bids):
@@ -229,11 +247,6 @@ class PaperVenue(Venue):
             used = self.taken_asks.get(asset)
             if used is not None and not _forget_replenished(used, asks):
                 del self.taken_asks[asset]
-            tick = rec.get("tick_size")
-            if tick is not None and tick != self._tick_f.get(asset):
-                self._tick_f[asset] = tick
-                self.ticks[asset] = to_decimal(tick)
-            ms = rec.get("min_size")
             if ms is not None:
                 self.min_sizes[asset] = ms
             resting = self.resting.get(asset)
@@ -245,8 +258,8 @@ class PaperVenue(Venue):
         elif rtype == "tick_size_changed":
             asset, tick = rec.get("asset"), rec.get("new_tick_size")
             if isinstance(asset, str) and isinstance(tick, int | float):
+                self.ticks[asset] = _tick(tick)
                 self._tick_f[asset] = tick
-                self.ticks[asset] = to_decimal(tick)
         elif rtype == "market_resolved":
             market = rec.get("market")
             for po in [p for p in self.orders.values() if p.market == market]:
@@ -421,6 +434,9 @@ class PaperVenue(Venue):
             return
         q = rec["price"]
         size = rec["size"]
+        # a str or None raises TypeError; a price of -0.5 would sweep every bid we rest
+        if not (0.0 <= q <= 1.0 and 0.0 < size <= MAX_SIZE):
+            raise ValueError(f"trade at price {q!r} of size {size!r}: not a price in [0, 1] and a size")
         hits_bids = rec["side"] == "sell"  # a sell aggressor trades against bids
         # our orders on the side the aggressor hit, at or through the trade price, by priority
         if hits_bids:

@@ -337,6 +337,8 @@ class RiskCheck(Stage):
             raise InvalidRecord(f"book: malformed ({type(exc).__name__}: {exc})") from None
         if type(ts) is not int:
             raise InvalidRecord("book: ts_event must be an integer (µs)")
+        if type(asset) is not str:
+            raise InvalidRecord(f"book: asset must be a string, not {asset!r}")
         if self.asset_market.get(asset) is None:
             market = rec.get("market")
             if type(market) is str:

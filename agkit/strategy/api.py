@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from agkit.clock import EventClock
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
-from agkit.records import metric_record
+from agkit.records import MAX_SIZE, metric_record
 from agkit.stage import Context, Out, Rec, Stage, Timer
 from agkit.strategy.params import NoParams, parse_params
 
@@ -60,9 +60,6 @@ ORDER_EVENTS = frozenset(
 TERMINAL_EVENTS = frozenset({"order_rejected", "order_canceled", "order_expired", "order_denied"})
 MARKET_TYPES = frozenset({"book", "trade", "market_resolved", "tick_size_changed"})
 EPS = 1e-9
-# a level's size above this is garbage, not liquidity (more shares than USDC exists);
-# refusing it keeps the strategies' arithmetic finite
-MAX_LEVEL_SIZE = 1e15
 
 
 def snap(price: float, tick: float, mode: str = "nearest") -> float:
@@ -616,13 +613,13 @@ class Noop(Strategy):
 
 def _best(levels: list[Any]) -> tuple[float | None, float]:
     """(price, size) of a side's best level, (None, 0.0) for an empty side; InvalidRecord
-    if it is not a price in [0, 1] and a size in [0, MAX_LEVEL_SIZE]."""
+    if it is not a price in [0, 1] and a size in [0, MAX_SIZE]."""
     if not levels:
         return None, 0.0
     price, size = levels[0][0], levels[0][1]
     # a str or None raises TypeError (a bad record); NaN fails the comparisons
     if not 0.0 <= price <= 1.0:
         raise InvalidRecord(f"book: a price outside [0, 1] ({price!r})")
-    if not 0.0 <= size <= MAX_LEVEL_SIZE:
-        raise InvalidRecord(f"book: a size that is negative or over {MAX_LEVEL_SIZE:g} ({size!r})")
+    if not 0.0 <= size <= MAX_SIZE:
+        raise InvalidRecord(f"book: a size that is negative or over {MAX_SIZE:g} ({size!r})")
     return price, size

@@ -3,6 +3,8 @@ model, latency, expiry and fees."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from agkit.portfolio import taker_fee
@@ -412,6 +414,35 @@ def test_fee_exponent() -> None:
     out = run([BOOK, submit(1001, "t", "buy", 0.52, 10)], fee_rate=0.25, fee_exponent=2)
     (f,) = events(out, "order_filled")
     assert f["fee"] == round(10 * 0.25 * (0.52 * 0.48) ** 2, 6)
+
+
+def test_values_no_market_holds_are_refused_and_change_nothing() -> None:
+    """A price outside [0, 1], a size of 1e308, a tick that is not a number: refused
+    (--on-error applies), never a crash, and a resting order is not filled by them."""
+    from agkit.clock import EventClock
+    from agkit.errors import InvalidRecord
+    from agkit.exec.paper import PaperVenue
+    from agkit.exec.stage import ExecStage
+    from agkit.stage import Context
+
+    stage = ExecStage(PaperVenue())
+    stage.start(Context(EventClock(0), lambda r: None, print))
+    stage.on_record(BOOK)
+    stage.on_record(submit(1001, "q", "buy", 0.50, 10))  # rests behind 100 at 0.50
+    for bad, words in (
+        ({**trade(1002, 0.50, 10, "sell"), "price": -0.5}, "not a price"),  # would sweep q
+        ({**trade(1002, 0.50, 10, "sell"), "size": 1e308}, "not a price in [0, 1] and a size"),
+        ({**BOOK, "ts_event": 1002, "tick_size": "x"}, "tick size 'x'"),
+        ({**BOOK, "ts_event": 1002, "min_size": [5]}, "min_size"),
+        ({**BOOK, "ts_event": 1002, "asks": [[0.50, 1e308]]}, "1e+308"),  # crosses q
+    ):
+        with pytest.raises(InvalidRecord, match="malformed") as err:
+            stage.on_record(bad)
+        assert words in str(err.value)
+    assert stage.venue.ticks[A] == Decimal("0.01") and stage.venue.min_sizes[A] == 5
+    # q is still resting, untouched: a real sell of 110 at 0.50 fills it after the queue
+    out = list(stage.on_record(trade(1003, 0.50, 110, "sell")) or ())
+    assert [(r["id"], r["size"]) for r in out if r["type"] == "order_filled"] == [("q", 10.0)]
 
 
 def test_malformed_market_records_are_bad_input_not_crashes() -> None:

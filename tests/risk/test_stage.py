@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +352,23 @@ def test_invalid_order_raises_invalid_record() -> None:
     bad["side"] = "long"
     with pytest.raises(InvalidRecord):
         chain.on_record(bad)
+
+
+def test_books_no_market_holds_are_refused() -> None:
+    from agkit.errors import InvalidRecord
+
+    stage = RiskCheck(parse_policy(pol("  - type: OrderLimit\n    max_size: 5\n")), metrics_interval_ms=0)
+    chain = Chain([stage], clock=EventClock(T0))
+    list(chain.start(_ctx(chain)) or ())
+    good = book("a", 0.40, 0.42)
+    for change, words in (
+        ({"asset": ["a"]}, "asset must be a string"),  # unhashable: was a TypeError crash
+        ({"bids": [[1e308, 5]]}, "outside [0, 1]"),
+        ({"asks": [["0.5", 5]]}, "malformed"),
+    ):
+        with pytest.raises(InvalidRecord, match=re.escape(words)):
+            chain.on_record({**good, **change})
+    assert list(chain.on_record(good) or ()) == [good]
 
 
 def test_incremental_gross_matches_recomputation() -> None:
