@@ -272,7 +272,7 @@ def check_metric(rec: dict[str, Any]) -> tuple[str, str, float, dict[str, str], 
         increment = False
     if type(name) is not str or not name:
         raise InvalidRecord(f"metric name must be a non-empty string, got {name!r}")
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:  # a list is not even hashable
         raise InvalidRecord(
             f"metric {name}: kind must be counter, gauge or histogram, got {kind!r}"
         )

@@ -170,11 +170,15 @@ class MonitorState:
         counts[rtype] = counts.get(rtype, 0) + 1
         handler = self._handlers.get(rtype)
         if handler is not None:
+            # every handler but the metrics' (they check their own time, ms in the
+            # original's form) keeps ts_event as a time
+            if rtype != "metric" and type(rec.get("ts_event")) is not int:
+                raise InvalidRecord(f"{rtype}: ts_event must be integer microseconds, got {rec.get('ts_event')!r}")
             try:
                 handler(rec)
             except InvalidRecord:
                 raise
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise InvalidRecord(f"bad {rtype} record: {type(exc).__name__}: {exc}") from None
         self.other += 1
 

@@ -80,6 +80,7 @@ def test_counters_cumulative_and_original_increments() -> None:
         ({**metric("m", 1, 1), "labels": ["a"]}, "labels"),
         ({**metric("m", 1, 1), "labels": {"a": {"b": 1}}}, "label 'a'"),
         ({**original("m", 1, 1), "timestamp": "now"}, "timestamp"),
+        ({**metric("m", 1, 1), "kind": ["gauge"]}, "kind"),  # unhashable: was a crash
     ],
 )
 def test_bad_metrics_are_refused_with_a_reason(rec: dict[str, object], reason: str) -> None:
@@ -116,6 +117,14 @@ def test_state_builds_the_trading_picture() -> None:
     assert ks is not None and ks.last == 1.0
     with pytest.raises(InvalidRecord, match="bad book record"):
         st.on_record({"type": "book", **base})
+    # were crashes: a level without its price, a time that is not integer µs (it broke
+    # the summary at the end)
+    book = {"type": "book", **base, "venue": "sim", "market": "M", "asset": "A", "bids": [[]], "asks": []}
+    with pytest.raises(InvalidRecord, match="IndexError"):
+        st.on_record(book)
+    with pytest.raises(InvalidRecord, match="ts_event must be integer"):
+        st.on_record({**book, "bids": [[0.4, 1]], "ts_event": 1.5})
+    assert st.markets[("M", "A")].book_ts == 10
 
 
 def test_stage_health_from_metric_names_and_stage_labels() -> None:
