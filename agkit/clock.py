@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import time
 
+# A ts_event past this (2100-01-01) is not a time in microseconds (nanoseconds by
+# mistake, or garbage): it moves no event clock, and stages that read time refuse it.
+MAX_TS_US = 4_102_444_800_000_000
+# After a gap in the data, a timer fires for at most this many of the intervals it
+# missed, the last ones: a weekend between two recordings must not replay 172,800
+# one-second ticks of a market that did not change (it took gigabytes), nor a bogus
+# timestamp billions of them.
+MAX_CATCH_UP = 3600
+
+
+def resume_after_gap(due: int, interval_us: int, until: int) -> int:
+    """When a timer due at `due` resumes as a record at `until` ends a gap: on its own
+    schedule, at most MAX_CATCH_UP intervals before `until`."""
+    due_by_until = (until - due) // interval_us + 1  # times it would fire
+    if due_by_until > MAX_CATCH_UP:
+        due += (due_by_until - MAX_CATCH_UP) * interval_us
+    return due
+
 
 class Clock:
     """Wall clock in integer microseconds."""

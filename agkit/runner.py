@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from agkit.clock import Clock, EventClock
+from agkit.clock import MAX_TS_US, Clock, EventClock, resume_after_gap
 from agkit.errors import AgkitError, InvalidRecord
 from agkit.exit_codes import ExitCode
 from agkit.records import Record, now_us, to_builtins
@@ -655,7 +655,9 @@ def _as_coro(aw: Awaitable[None]) -> Any:
     return wrap()
 
 
-_NEVER = 1 << 62  # a due time no timestamp in µs reaches
+# past every timestamp that is a time: a record beyond it takes the slow path, where it
+# moves no clock (see MAX_TS_US)
+_NEVER = MAX_TS_US + 1
 # a stage's on_record, its consumes, whether it is the chain's feedback stage, its index
 _Call = tuple[Callable[[dict[str, Any]], Out], frozenset[str] | None, bool, int]
 # what a Chain does with a record stage `index` refused: the records to send on instead
@@ -803,7 +805,7 @@ class Chain(Stage):
     def _advance(self, rec: dict[str, Any]) -> list[Rec]:
         """Fire the timers due by this record's ts_event, then move the event clock to it."""
         ts = rec.get("ts_event")
-        if type(ts) is not int:
+        if type(ts) is not int or ts > MAX_TS_US:  # no time, or not a time: the clock stays
             return []
         if not self._started:
             self._started = True
@@ -934,6 +936,7 @@ class Chain(Stage):
 
     def _fire_timers(self, until: int) -> list[Rec]:
         out: list[Rec] = []
+        self._timers = [(resume_after_gap(due, t.interval_us, until), i, t) for due, i, t in self._timers]
         while True:
             due, index, timer = min(self._timers, key=lambda t: (t[0], t[1]))
             if due > until:

@@ -397,3 +397,49 @@ def test_without_a_handler_a_refusal_reaches_the_caller() -> None:
         raise AssertionError("the refusal must propagate")
     except InvalidRecord as exc:
         assert "a bad tick" in str(exc)
+
+
+class _Ticker(Stage):
+    """A one-second timer that notes when it fires."""
+
+    name = "ticker"
+
+    def __init__(self) -> None:
+        self.fired: list[int] = []
+
+    def on_record(self, rec: dict[str, Any]) -> Out:
+        return (rec,)
+
+    def timers(self) -> list[Timer]:
+        return [Timer(1_000_000, lambda: self.fired.append(self.ctx.clock.now_us()) or None)]
+
+    def start(self, ctx: Any) -> Out:
+        self.ctx = ctx
+        return None
+
+
+def test_after_a_gap_in_the_data_a_timer_fires_only_its_last_intervals() -> None:
+    from agkit.clock import MAX_CATCH_UP
+
+    s = 1_000_000
+    t0 = 1_767_225_600 * s
+    ticker = _Ticker()
+    chain = Chain([ticker], clock=EventClock(t0))
+    ten_days = 10 * 86_400 * s
+    list(chain.process([{"type": "x", "ts_event": t, "ts_init": t} for t in (t0, t0 + 5 * s, t0 + ten_days)]))
+    before = [t for t in ticker.fired if t <= t0 + 5 * s]
+    after = [t for t in ticker.fired if t > t0 + 5 * s]
+    assert before == [t0 + i * s for i in range(1, 6)]  # no gap: every interval
+    # 864,000 intervals missed: the last MAX_CATCH_UP of them, on the timer's schedule
+    assert after == [t0 + ten_days - i * s for i in range(MAX_CATCH_UP - 1, -1, -1)]
+
+
+def test_a_timestamp_that_is_not_a_time_moves_no_clock() -> None:
+    s = 1_000_000
+    t0 = 1_767_225_600 * s
+    ticker = _Ticker()
+    chain = Chain([ticker], clock=EventClock(t0))
+    recs = [{"type": "x", "ts_event": t, "ts_init": t} for t in (t0, (1 << 53) + 1, t0 + 3 * s)]
+    out = [r for r in chain.process(recs) if isinstance(r, dict)]
+    assert len(out) == 3  # the record goes on: stages that read time refuse it themselves
+    assert ticker.fired == [t0 + s, t0 + 2 * s, t0 + 3 * s] and chain.clock.now_us() == t0 + 3 * s

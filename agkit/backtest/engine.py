@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from agkit.backtest import metrics
+from agkit.clock import MAX_TS_US, EventClock
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
 from agkit.stage import Stage
@@ -334,7 +335,7 @@ class Accounting:
     def _time(self, rec: dict[str, Any]) -> None:
         self.market_records += 1
         ts = rec.get("ts_event")
-        if type(ts) is not int:
+        if type(ts) is not int or ts > MAX_TS_US:  # not a time: it must not sample until 2255
             return
         if self.next_sample is None:
             self.first = ts
@@ -434,7 +435,6 @@ def run_backtest(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], Curve]:
     """Run one backtest; `sink` gets every output record of the chain (for --output)."""
-    from agkit.clock import EventClock
     from agkit.runner import Chain
 
     stages, exec_index = build_stages(cfg)
@@ -445,7 +445,7 @@ def run_backtest(
     # (a clock at 0 would make the chain fire them for every interval since 1970).
     first = next(source, None)
     start = first.get("ts_event") if first is not None else None
-    clock = EventClock(start if type(start) is int else 0)
+    clock = EventClock(start if type(start) is int and start <= MAX_TS_US else 0)
     if first is not None:
         source = itertools.chain((first,), source)
     chain = Chain(stages, feedback_from=exec_index, clock=clock, on_invalid=bad.refused)

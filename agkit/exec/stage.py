@@ -26,6 +26,7 @@ import inspect
 from collections.abc import Awaitable
 from typing import Any
 
+from agkit.clock import MAX_TS_US
 from agkit.errors import InvalidRecord
 from agkit.exec.oms import Oms
 from agkit.exec.venue import Venue, VenueEvent
@@ -74,7 +75,7 @@ class ExecStage(Stage):
         oms = self.oms
         self._sync = True
         try:
-            if type(ts) is int:
+            if type(ts) is int and ts <= MAX_TS_US:  # past it, not a time: moves nothing
                 if ts > oms.now:
                     oms.now = ts
                 self._advance(ts)

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from agkit.clock import MAX_TS_US
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio, PositionState
 from agkit.records import metric_record
@@ -335,8 +336,8 @@ class RiskCheck(Stage):
                 raise InvalidRecord(f"book: a price outside [0, 1] (mid {mid!r})")
         except (KeyError, IndexError, TypeError) as exc:
             raise InvalidRecord(f"book: malformed ({type(exc).__name__}: {exc})") from None
-        if type(ts) is not int:
-            raise InvalidRecord("book: ts_event must be an integer (µs)")
+        if type(ts) is not int or ts > MAX_TS_US:
+            raise InvalidRecord("book: ts_event must be an integer of µs before 2100")
         if type(asset) is not str:
             raise InvalidRecord(f"book: asset must be a string, not {asset!r}")
         if self.asset_market.get(asset) is None:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from agkit.clock import EventClock
+from agkit.clock import MAX_TS_US, EventClock
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
 from agkit.records import MAX_SIZE, metric_record
@@ -140,8 +140,8 @@ class MarketState:
         tick, min_size, ts = book["tick_size"], book["min_size"], book["ts_event"]
         if not (0.0 < tick < 1.0 and min_size >= 0.0):  # a str or None raises TypeError
             raise InvalidRecord(f"book: tick {tick!r} or min_size {min_size!r} out of range")
-        if type(ts) is not int:
-            raise InvalidRecord(f"book: ts_event must be an integer (µs), not {ts!r}")
+        if type(ts) is not int or ts > MAX_TS_US:
+            raise InvalidRecord(f"book: ts_event must be an integer of µs before 2100, not {ts!r}")
         self.bids = bids
         self.asks = asks
         self.best_bid, self.best_bid_size = bid, bid_size
@@ -329,7 +329,7 @@ class Strategy(Stage):
 
     def on_record(self, rec: dict[str, Any]) -> Out:
         ts = rec.get("ts_event")
-        if type(ts) is int:
+        if type(ts) is int and ts <= MAX_TS_US:  # past it, not a time: the clock stays
             self.ctx.clock.advance(ts)
         handler = self._handlers.get(rec["type"])
         if handler is not None:

@@ -33,7 +33,7 @@ import signal
 import time
 from typing import Any
 
-from agkit.clock import EventClock
+from agkit.clock import MAX_TS_US, EventClock, resume_after_gap
 from agkit.errors import AgkitError, InvalidRecord
 from agkit.exit_codes import ExitCode
 from agkit.records import now_us
@@ -177,7 +177,7 @@ class LockstepRunner:
             self._bad(lineno, line, reason or "bad record")
             return
         ts = rec.get("ts_event")
-        if type(ts) is int:
+        if type(ts) is int and ts <= MAX_TS_US:  # as Chain: past it, not a time
             if self._timers:
                 self._fire_timers(ts)
             self.clock.advance(ts)
@@ -218,6 +218,7 @@ class LockstepRunner:
         self._emitted = True
 
     def _fire_timers(self, until: int) -> None:
+        self._timers = [(resume_after_gap(due, t.interval_us, until), t) for due, t in self._timers]
         while True:
             due, timer = min(self._timers, key=lambda t: t[0])
             if due > until:

@@ -133,3 +133,40 @@ def test_agkit_run_applies_each_stage_s_own_on_error(clean: Path) -> None:
     fail = run_agkit("run", f"pass | risk-check -p {POLICY} --on-error fail | exec", input=data)
     assert fail.returncode == 3, fail.stderr
     assert b"risk-check: a market_resolved record" in fail.stderr
+
+
+def test_a_gap_of_days_in_the_data_does_not_replay_every_timer_tick(clean: Path, tmp_path: Path) -> None:
+    """Two recordings ten days apart: the timers (risk metrics, strategy) resume on the far
+    side of the gap; they do not fire 864,000 times each (that took 2.5 GB and 12 s)."""
+    from agkit.clock import MAX_CATCH_UP
+
+    recs = parse_ndjson(clean.read_bytes())
+    shift = 10 * 86_400_000_000
+    later = [{**r, "ts_event": r["ts_event"] + shift, "ts_init": r["ts_init"] + shift} for r in recs]
+    data = tmp_path / "gap.ndjson"
+    data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs + later))
+    out = tmp_path / "out.ndjson"
+    proc = run_agkit("backtest", "--data", str(data), "-s", "mm", "-p", POLICY, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (res,) = parse_ndjson(proc.stdout)
+    assert res["to_us"] == later[-1]["ts_event"] and res["fills"] > 0
+    end, start = recs[-1]["ts_event"], later[0]["ts_event"]
+    in_gap = [r for r in parse_ndjson(out.read_bytes()) if end < r["ts_event"] < start]
+    series = {(r["name"], orjson.dumps(r["labels"])) for r in in_gap if r["type"] == "metric"}
+    assert in_gap and len(in_gap) <= MAX_CATCH_UP * len(series)  # one point a series a tick
+
+
+def test_a_timestamp_past_2100_moves_no_clock(clean: Path, tmp_path: Path) -> None:
+    lines = clean.read_bytes().splitlines()
+    recs = [orjson.loads(x) for x in lines]
+    trade = next(r for r in recs[1000:] if r["type"] == "trade")
+    book = next(r for r in recs[1000:] if r["type"] == "book")
+    bogus = (1 << 53) + 1  # a year-2255 time in µs
+    data = tmp_path / "d.ndjson"
+    data.write_bytes(b"\n".join([*lines[:1500], orjson.dumps({**trade, "ts_event": bogus}),
+                                 orjson.dumps({**book, "ts_event": bogus}), *lines[1500:]]) + b"\n")
+    proc = run_agkit("backtest", "--data", str(data), "-s", "mm", "-p", POLICY, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert b"line 1502: mm refused it: book: ts_event must be an integer of \xc2\xb5s before 2100" in proc.stderr
+    (res,) = parse_ndjson(proc.stdout)
+    assert res["to_us"] == recs[-1]["ts_event"]  # the clock never went to 2255
