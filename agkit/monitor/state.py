@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,7 +196,7 @@ class MonitorState:
             h.detail = error
 
     def _gauge(self, name: str, value: float, labels: dict[str, str], ts: int) -> None:
-        if math.isfinite(value):
+        if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # what the ring buffer holds; NaN fails
             self.store.add(name, "gauge", value, labels, ts)
 
     def _book(self, rec: dict[str, Any]) -> None:

@@ -127,6 +127,17 @@ def test_state_builds_the_trading_picture() -> None:
     assert st.markets[("M", "A")].book_ts == 10
 
 
+def test_a_position_too_large_for_the_ring_buffer_does_not_end_the_monitor() -> None:
+    from tests.helpers import ndjson, run_agkit
+
+    base = {"ts_event": 10, "ts_init": 10, "market": "M", "asset": "A", "avg_price": 0.5, "realized_pnl": 0,
+            "fees": 0}
+    proc = run_agkit("monitor", input=ndjson([{"type": "position", **base, "size": -1e308},
+                                               {"type": "position", **base, "size": 4}]))
+    assert proc.returncode == 0, proc.stderr  # was: "while stopping: InvalidValueError: push_many"
+    assert b"position.size{asset=A,market=M}" in proc.stderr and b"last=4" in proc.stderr
+
+
 def test_stage_health_from_metric_names_and_stage_labels() -> None:
     from agkit.monitor.series import stage_of
 
