@@ -435,7 +435,7 @@ class PaperVenue(Venue):
         q = rec["price"]
         size = rec["size"]
         # a str or None raises TypeError; a price of -0.5 would sweep every bid we rest
-        if not (0.0 <= q <= 1.0 and 0.0 < size <= MAX_SIZE):
+        if not (0.0 <= q <= 1.0 and 0.0 <= size <= MAX_SIZE):
             raise ValueError(f"trade at price {q!r} of size {size!r}: not a price in [0, 1] and a size")
         hits_bids = rec["side"] == "sell"  # a sell aggressor trades against bids
         # our orders on the side the aggressor hit, at or through the trade price, by priority

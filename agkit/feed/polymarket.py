@@ -30,9 +30,10 @@ from typing import Any
 import msgspec
 import orjson
 
+from agkit.clock import MAX_TS_US
 from agkit.feed.base import Attempt, FeedMetrics, LiveFeed, Silent
 from agkit.feed.book import L2Book
-from agkit.records import metric_record, now_us
+from agkit.records import MAX_SIZE, metric_record, now_us
 from agkit.stage import Context
 
 WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
@@ -84,7 +85,8 @@ class _PriceChange(msgspec.Struct):
 _decode_price_change = msgspec.json.Decoder(_PriceChange, strict=False).decode
 
 
-def _num(value: Any, what: str) -> float:
+def _num(value: Any, what: str, hi: float = _INF) -> float:
+    """A JSON number or numeric string in [0, hi] (finite)."""
     kind = type(value)  # exact types, as JSON gives them (a bool is not a number)
     if kind is not str and kind is not float and kind is not int:
         raise BadEvent(f"{what} is not a number: {value!r}")
@@ -92,7 +94,7 @@ def _num(value: Any, what: str) -> float:
         x = float(value)
     except (ValueError, OverflowError):
         raise BadEvent(f"{what} is not a number: {value!r}") from None
-    if 0 <= x < _INF:  # NaN fails this too
+    if 0 <= x <= hi and x < _INF:  # NaN fails this too
         return x
     raise BadEvent(f"{what} out of range: {value!r}")
 
@@ -110,9 +112,9 @@ def _levels(raw: Any, what: str) -> list[tuple[float, float]]:
     out = []
     for lv in raw:
         if isinstance(lv, dict):
-            out.append((_num(lv.get("price"), f"{what} price"), _num(lv.get("size"), f"{what} size")))
+            out.append((_num(lv.get("price"), f"{what} price", 1.0), _num(lv.get("size"), f"{what} size", MAX_SIZE)))
         elif isinstance(lv, list) and len(lv) == 2:
-            out.append((_num(lv[0], f"{what} price"), _num(lv[1], f"{what} size")))
+            out.append((_num(lv[0], f"{what} price", 1.0), _num(lv[1], f"{what} size", MAX_SIZE)))
         else:
             raise BadEvent(f"bad {what} level {lv!r}")
     return out
@@ -198,7 +200,7 @@ class Normalizer:
         for ch in ev.price_changes:
             is_bid = _SIDES.get(ch.side)
             price, size = ch.price, ch.size
-            if is_bid is None or not ch.asset_id or not (0 <= price < _INF and 0 <= size < _INF):
+            if is_bid is None or not ch.asset_id or not (0 <= price <= 1.0 and 0 <= size <= MAX_SIZE):
                 return None
             changes.append((ch.asset_id, is_bid, price, size, ch.hash))
         try:
@@ -214,6 +216,9 @@ class Normalizer:
             return []
         self.events += 1
         kind = ev.get("event_type")
+        if kind is not None and type(kind) is not str:  # a list is not even hashable
+            self._bad(f"event_type is not a string: {str(kind)[:60]}")
+            return []
         try:
             ts = self._ts(ev, now)
             if kind == "book":
@@ -253,6 +258,8 @@ class Normalizer:
         ms = _num(raw, "timestamp")
         if ms < 1e11:  # seconds (docs examples), not ms
             ms *= 1000
+        if ms * 1000 > MAX_TS_US:
+            raise BadEvent(f"timestamp {raw!r} is after 2100")
         ts = int(ms * 1000)
         self.last_lag_ms = (now - ts) / 1000
         return ts
@@ -325,9 +332,9 @@ class Normalizer:
         min_size = ev.get("min_order_size")
         meta = self._meta(asset, market)
         if tick is not None:
-            meta.tick_size = _num(tick, "tick_size")
+            meta.tick_size = _num(tick, "tick_size", 1.0)
         if min_size is not None:
-            meta.min_size = _num(min_size, "min_order_size")
+            meta.min_size = _num(min_size, "min_order_size", MAX_SIZE)
         book = self.books.get(asset)
         if book is None:
             book = self.books[asset] = L2Book(self.depth)
@@ -353,8 +360,8 @@ class Normalizer:
                     (
                         _str(ch, "asset_id"),
                         _side(ch.get("side")),
-                        _num(ch.get("price"), "price"),
-                        _num(ch.get("size"), "size"),
+                        _num(ch.get("price"), "price", 1.0),
+                        _num(ch.get("size"), "size", MAX_SIZE),
                         h if isinstance(h, str) else None,
                     )
                 )
@@ -368,12 +375,12 @@ class Normalizer:
                 if not isinstance(ch, dict):
                     raise BadEvent(f"bad change {ch!r}")
                 changes.append(
-                    (asset, _side(ch.get("side")), _num(ch.get("price"), "price"), _num(ch.get("size"), "size"), h)
+                    (asset, _side(ch.get("side")), _num(ch.get("price"), "price", 1.0), _num(ch.get("size"), "size", MAX_SIZE), h)
                 )
         elif "price" in ev:  # legacy single level
             h = ev.get("hash") if isinstance(ev.get("hash"), str) else None
             changes.append(
-                (_str(ev, "asset_id"), _side(ev.get("side")), _num(ev["price"], "price"), _num(ev.get("size"), "size"), h)
+                (_str(ev, "asset_id"), _side(ev.get("side")), _num(ev["price"], "price", 1.0), _num(ev.get("size"), "size", MAX_SIZE), h)
             )
         else:
             raise BadEvent("no price_changes, changes or price")
@@ -404,8 +411,8 @@ class Normalizer:
 
     def _trade(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
-        price = _num(ev.get("price"), "price")
-        size = _num(ev.get("size"), "size")
+        price = _num(ev.get("price"), "price", 1.0)
+        size = _num(ev.get("size"), "size", MAX_SIZE)
         side = "buy" if _side(ev.get("side")) else "sell"
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
         meta = self._meta(asset, market)
@@ -431,11 +438,11 @@ class Normalizer:
 
     def _tick(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
-        new = _num(ev.get("new_tick_size"), "new_tick_size")
+        new = _num(ev.get("new_tick_size"), "new_tick_size", 1.0)
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
         meta = self._meta(asset, market)
         old_raw = ev.get("old_tick_size")
-        old = _num(old_raw, "old_tick_size") if old_raw is not None else meta.tick_size
+        old = _num(old_raw, "old_tick_size", 1.0) if old_raw is not None else meta.tick_size
         if new <= 0:
             raise BadEvent("new_tick_size must be positive")
         meta.tick_size = new

@@ -95,7 +95,10 @@ def odd_event(rng: random.Random) -> dict[str, Any]:
 
     changes = []
     for _ in range(rng.randrange(0, 4)):
-        ch: dict[str, Any] = {"asset_id": rng.choice([YES, NO, YES, "", 7]), "price": number(), "size": number(),
+        # prices above 1 are refused: most drawn in [0, 1), so both paths also accept many
+        price = "0." + "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 6)))
+        ch: dict[str, Any] = {"asset_id": rng.choice([YES, NO, YES, "", 7]),
+                              "price": price if rng.random() < 0.7 else number(), "size": number(),
                               "side": rng.choice(["BUY", "SELL", "buy", "Sell", "BID", 1]),
                               "hash": rng.choice(["h", "", None, 5])}
         if rng.random() < 0.05:

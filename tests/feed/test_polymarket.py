@@ -86,6 +86,12 @@ def test_malformed_frames_and_unknown_events_are_skipped() -> None:
         j({"event_type": "last_trade_price", "asset_id": YES, "price": "0.5"}),
         j(price_change([("999", "BUY", "0.3", "1")])),  # an asset we have no book for
         j({"event_type": "best_bid_ask", "asset_id": YES, "market": MARKET, "best_bid": "0.5", "best_ask": "0.52"}),
+        # values no market holds (fuzzing found each passed or crashed the feed)
+        j(price_change([(YES, "BUY", "1.5", "5")])),
+        j(price_change([(YES, "BUY", "0.47", "1e300")])),
+        j({"event_type": "last_trade_price", "asset_id": YES, "price": "1e308", "size": "1", "side": "BUY"}),
+        j({**SNAP_YES, "timestamp": "99999999999999999999"}),
+        j({"event_type": ["book"], "asset_id": YES}),
     ]
     script = [("send", j(good[0])), *[("send", b) for b in bad], ("send", j(good[1])), ("send", j(good[2])),
               ("send", j(sentinel()))]
@@ -96,6 +102,8 @@ def test_malformed_frames_and_unknown_events_are_skipped() -> None:
     assert code == 0, err
     assert "Traceback" not in err
     assert "not JSON" in err and "brand_new_event" in err and "MIDDLE" in err and "NaN" in err
+    assert "price out of range: '1.5'" in err and "after 2100" in err and "event_type is not a string" in err
+    assert not any(r["type"] == "trade" and r["price"] > 1 for r in feed.records)
     got = [(b["asset"], (b["bids"], b["asks"])) for b in books_of(feed.records)]
     assert got == expected_books(good)
     assert ws.violations == []
