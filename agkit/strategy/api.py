@@ -60,6 +60,7 @@ ORDER_EVENTS = frozenset(
 TERMINAL_EVENTS = frozenset({"order_rejected", "order_canceled", "order_expired", "order_denied"})
 MARKET_TYPES = frozenset({"book", "trade", "market_resolved", "tick_size_changed"})
 EPS = 1e-9
+MIN_TICK = 1e-6  # Polymarket's finest is 0.0001
 
 
 def snap(price: float, tick: float, mode: str = "nearest") -> float:
@@ -138,7 +139,8 @@ class MarketState:
         bid, bid_size = _best(bids)
         ask, ask_size = _best(asks)
         tick, min_size, ts = book["tick_size"], book["min_size"], book["ts_event"]
-        if not (0.0 < tick < 1.0 and min_size >= 0.0):  # a str or None raises TypeError
+        # a str or None raises TypeError; a tick below MIN_TICK would overflow the grid
+        if not (MIN_TICK <= tick < 1.0 and 0.0 <= min_size <= MAX_SIZE):
             raise InvalidRecord(f"book: tick {tick!r} or min_size {min_size!r} out of range")
         if type(ts) is not int or ts > MAX_TS_US:
             raise InvalidRecord(f"book: ts_event must be an integer of µs before 2100, not {ts!r}")
@@ -534,8 +536,11 @@ class Strategy(Stage):
 
     def _tick_changed(self, rec: dict[str, Any]) -> None:
         m = self.ctx.markets.get(rec["asset"])
+        tick = rec["new_tick_size"]
+        if not MIN_TICK <= tick < 1.0:  # as a book's tick; a str or None raises TypeError
+            raise InvalidRecord(f"tick_size_changed: new_tick_size {tick!r} out of range")
         if m is not None:
-            m.tick = rec["new_tick_size"]
+            m.tick = tick
 
     def _resolved(self, rec: dict[str, Any]) -> None:
         ctx = self.ctx

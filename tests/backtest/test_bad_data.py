@@ -25,6 +25,7 @@ BAD_BOOKS: list[tuple[dict[str, Any], str]] = [
     ({"ts_event": "soon"}, "ts_event"),
     ({"bids": [[1e308, 1e308]]}, "outside [0, 1]"),
     ({"asks": [[0.6, 1e300]]}, "size"),
+    ({"tick_size": 5e-324}, "tick 5e-324"),  # in (0, 1), but the price grid overflowed
 ]
 
 
