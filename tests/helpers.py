@@ -37,6 +37,14 @@ def run_agkit(*args: str, input: bytes = b"", timeout: float = 60, **env: str) -
     )
 
 
+def sim_file(path: Path, seed: int, records: int, markets: int = 2) -> Path:
+    """`agkit feed sim` data written to `path` (the data of the backtest tests)."""
+    proc = run_agkit("feed", "sim", "--seed", str(seed), "--markets", str(markets), "--max-records", str(records))
+    assert proc.returncode == 0, proc.stderr
+    path.write_bytes(proc.stdout)
+    return path
+
+
 def popen_agkit(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     kwargs.setdefault("env", agkit_env())
     kwargs.setdefault("cwd", ROOT)

@@ -12,7 +12,7 @@ import pytest
 
 from agkit.backtest.engine import BacktestConfig, run_backtest
 from tests.backtest.pipes import pipe_and_backtest
-from tests.helpers import ROOT, agkit_argv, agkit_env, ndjson, parse_ndjson, run_agkit
+from tests.helpers import ROOT, agkit_argv, agkit_env, ndjson, parse_ndjson, run_agkit, sim_file
 from tests.strategy.util import MKT, NO, T0, YES, pair
 
 POLICY = str(ROOT / "policies" / "market-maker.yaml")
@@ -20,11 +20,7 @@ POLICY = str(ROOT / "policies" / "market-maker.yaml")
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "day.ndjson"
-    proc = run_agkit("feed", "sim", "--seed", "5", "--markets", "2", "--max-records", "4000")
-    assert proc.returncode == 0, proc.stderr
-    path.write_bytes(proc.stdout)
-    return path
+    return sim_file(tmp_path_factory.mktemp("data") / "day.ndjson", seed=5, records=4000)
 
 
 def fills_of(data: bytes) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.helpers import ROOT, parse_ndjson, run_agkit
+from tests.helpers import ROOT, parse_ndjson, run_agkit, sim_file
 
 POLICY = str(ROOT / "policies" / "market-maker.yaml")
 
@@ -31,11 +31,7 @@ BAD_BOOKS: list[tuple[dict[str, Any], str]] = [
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "clean.ndjson"
-    proc = run_agkit("feed", "sim", "--seed", "9", "--markets", "2", "--max-records", "3000")
-    assert proc.returncode == 0, proc.stderr
-    path.write_bytes(proc.stdout)
-    return path
+    return sim_file(tmp_path_factory.mktemp("data") / "clean.ndjson", seed=9, records=3000)
 
 
 def with_bad_books(clean: Path, tmp_path: Path) -> tuple[Path, list[int]]:

@@ -10,7 +10,7 @@ import pytest
 
 from agkit.strategy.lockstep import BARRIER_PREFIX
 from tests.backtest.pipes import pipe_and_backtest
-from tests.helpers import parse_ndjson, run_agkit
+from tests.helpers import parse_ndjson, sim_file
 
 # one working order per token: every replace (cancel + new) is denied until exec has
 # confirmed the cancel, so a run has many denials
@@ -50,10 +50,7 @@ def _saw_its_denials(recs: list[dict[str, Any]]) -> None:
 
 @pytest.mark.slow
 def test_denials_come_back_the_same_in_a_pipe_and_in_backtest(tmp_path: Path) -> None:
-    data = tmp_path / "day.ndjson"
-    sim = run_agkit("feed", "sim", "--seed", "5", "--markets", "2", "--max-records", "4000")
-    assert sim.returncode == 0, sim.stderr
-    data.write_bytes(sim.stdout)
+    data = sim_file(tmp_path / "day.ndjson", seed=5, records=4000)
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     pipe_out, bt_out = pipe_and_backtest(data, policy, KNOBS, tmp_path)

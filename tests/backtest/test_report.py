@@ -16,7 +16,7 @@ from agkit.backtest.engine import BacktestConfig, run_backtest
 from agkit.backtest.sweep import sort_results
 from agkit.portfolio import Portfolio
 from agkit.strategy.api import Strategy
-from tests.helpers import ROOT, parse_ndjson, run_agkit
+from tests.helpers import ROOT, parse_ndjson, run_agkit, sim_file
 from tests.strategy.util import T0, YES, pair
 
 S = 1_000_000  # a second in µs
@@ -104,9 +104,7 @@ def test_a_drawdown_never_recovered_lasts_until_the_end() -> None:
 
 
 def test_the_path_drawdown_of_a_market_maker_run_is_the_brute_force_one(tmp_path: Path) -> None:
-    proc = run_agkit("feed", "sim", "--seed", "4", "--markets", "2", "--max-records", "6000")
-    data = tmp_path / "d.ndjson"
-    data.write_bytes(proc.stdout)
+    data = sim_file(tmp_path / "d.ndjson", seed=4, records=6000)
     out: list[dict[str, Any]] = []
     cfg = BacktestConfig(data=(str(data),), strategy="mm", latency_us=20_000, seed=2,
                          policy=str(ROOT / "policies" / "market-maker.yaml"))
