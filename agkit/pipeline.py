@@ -29,9 +29,10 @@ import orjson
 
 from agkit.clock import EventClock
 from agkit.errors import BadInputError, InvalidRecord, UsageError
+from agkit.records import error_record
 from agkit.runner import OUTCOME, REPORT_FIRST, Chain, OnInvalid, PipeRunner, capture_runners, log
 from agkit.stage import Rec
-from agkit.stream import RAW_KEEP, OnError
+from agkit.stream import OnError
 
 
 def split_pipeline(text: str) -> list[list[str]]:
@@ -136,10 +137,7 @@ def _refusals(chain: Chain, runners: list[PipeRunner]) -> OnInvalid:
             log(f"agkit {name}: {what}: {exc} ({OUTCOME[on_error]})")
         if on_error is not OnError.EMIT:
             return []
-        now = chain.clock.now_us()
-        raw = orjson.dumps(rec, default=str)[:RAW_KEEP].decode("utf-8", "replace")
-        return [{"type": "error", "ts_event": now, "ts_init": now, "line": None, "reason": str(exc),
-                 "raw": raw, "source": name}]
+        return [error_record(chain.clock.now_us(), None, str(exc), orjson.dumps(rec, default=str), name)]
 
     return refused
 

@@ -25,6 +25,16 @@ Level = tuple[float, float]  # [price, size]
 MAX_SIZE = 1e15
 
 
+def error_record(ts: int, line: int | None, reason: str, raw: bytes, source: str) -> dict[str, Any]:
+    """An `error` record (Error's wire shape) for a bad line or a refused record under
+    --on-error emit; `raw`: its text, cut to RAW_KEEP bytes."""
+    from agkit.stream import RAW_KEEP
+
+    text = raw[:RAW_KEEP].decode("utf-8", "replace")
+    return {"type": "error", "ts_event": ts, "ts_init": ts, "line": line, "reason": reason, "raw": text,
+            "source": source}
+
+
 def metric_record(
     ts_event: int,
     name: str,

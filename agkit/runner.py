@@ -30,11 +30,10 @@ import orjson
 from agkit.clock import MAX_TS_US, Clock, EventClock, resume_after_gap
 from agkit.errors import AgkitError, InvalidRecord
 from agkit.exit_codes import ExitCode
-from agkit.records import Record, now_us, to_builtins
+from agkit.records import Record, error_record, now_us, to_builtins
 from agkit.stage import Context, MaybeAsync, Out, Rec, Stage, Timer
 from agkit.stream import (
     HEAD_ERRORS,
-    RAW_KEEP,
     LineSplitter,
     OnError,
     Output,
@@ -411,19 +410,7 @@ class PipeRunner:
         if self.bad_lines <= REPORT_FIRST:
             log(f"agkit {self.stage.name}: {where}: {reason} ({OUTCOME[self.on_error]})")
         if self.on_error is OnError.EMIT:
-            now = now_us()
-            text = raw[:RAW_KEEP].decode("utf-8", "replace")
-            self._emit_new(
-                {
-                    "type": "error",
-                    "ts_event": now,
-                    "ts_init": now,
-                    "line": lineno,
-                    "reason": reason,
-                    "raw": text,
-                    "source": self.stage.name,
-                }
-            )
+            self._emit_new(error_record(now_us(), lineno, reason, raw, self.stage.name))
 
     # -- output ----------------------------------------------------------------------
 

@@ -33,10 +33,10 @@ from agkit.backtest import metrics
 from agkit.clock import MAX_TS_US, EventClock
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
+from agkit.records import error_record
 from agkit.stage import Stage
 from agkit.stream import (
     MAX_LINE,
-    RAW_KEEP,
     LineSplitter,
     OnError,
     decode_line,
@@ -124,7 +124,7 @@ class BadInput:
 
     def line(self, path: str, lineno: int, reason: str, raw: bytes) -> dict[str, Any] | None:
         """A line that does not decode: the error record to read in its place, or None."""
-        return self._bad(f"{path} line {lineno}", reason, lineno, raw[:RAW_KEEP].decode("utf-8", "replace"))
+        return self._bad(f"{path} line {lineno}", reason, lineno, raw)
 
     def refused(self, index: int, rec: dict[str, Any], exc: InvalidRecord) -> list[Any]:
         """Chain's on_invalid: stage `index` refused `rec`."""
@@ -132,11 +132,10 @@ class BadInput:
             where, line = f"{self.path} line {self.lineno}", self.lineno
         else:  # a record the chain made (an order, a fill...)
             where, line = f"a {rec.get('type')!s} record at ts_event {rec.get('ts_event')!s}", None
-        raw = orjson.dumps(rec, default=str)[:RAW_KEEP].decode("utf-8", "replace")
-        err = self._bad(where, f"{self.stages[index]} refused it: {exc}", line, raw)
+        err = self._bad(where, f"{self.stages[index]} refused it: {exc}", line, orjson.dumps(rec, default=str))
         return [err] if err is not None else []
 
-    def _bad(self, where: str, reason: str, line: int | None, raw: str) -> dict[str, Any] | None:
+    def _bad(self, where: str, reason: str, line: int | None, raw: bytes) -> dict[str, Any] | None:
         from agkit.runner import OUTCOME, REPORT_FIRST
 
         self.count += 1
@@ -148,9 +147,7 @@ class BadInput:
             sys.stderr.write(f"agkit backtest: {where}: {reason} ({OUTCOME[self.on_error]})\n")
         if self.on_error is not OnError.EMIT:
             return None
-        now = self.now()
-        return {"type": "error", "ts_event": now, "ts_init": now, "line": line, "reason": reason,
-                "raw": raw, "source": "backtest"}
+        return error_record(self.now(), line, reason, raw, "backtest")
 
     def finish(self) -> None:
         from agkit.runner import OUTCOME, REPORT_FIRST
