@@ -23,6 +23,7 @@ Level = tuple[float, float]  # [price, size]
 # a size of shares above this is garbage, not liquidity (more shares than USDC exists):
 # stages refuse it, which keeps their arithmetic finite
 MAX_SIZE = 1e15
+MIN_TICK = 1e-6  # the finest tick taken (Polymarket's is 0.0001); finer overflows a price grid
 
 
 def error_record(ts: int, line: int | None, reason: str, raw: bytes, source: str) -> dict[str, Any]:

@@ -31,18 +31,11 @@ import orjson
 
 from agkit.backtest import metrics
 from agkit.clock import MAX_TS_US, EventClock
-from agkit.errors import InvalidRecord
+from agkit.errors import BadInputError, InvalidRecord
 from agkit.portfolio import Portfolio
 from agkit.records import error_record
 from agkit.stage import Stage
-from agkit.stream import (
-    MAX_LINE,
-    LineSplitter,
-    OnError,
-    decode_line,
-    iter_records,
-    open_input,
-)
+from agkit.stream import MAX_LINE, LineSplitter, OnError, decode_line, iter_records, open_input
 
 READ_SIZE = 1 << 20
 MARKET_TYPES = frozenset({"book", "trade", "tick_size_changed", "market_resolved", "feed_status"})
@@ -140,8 +133,6 @@ class BadInput:
 
         self.count += 1
         if self.on_error is OnError.FAIL:
-            from agkit.errors import BadInputError
-
             raise BadInputError(f"{where}: {reason}")
         if self.count <= REPORT_FIRST:
             sys.stderr.write(f"agkit backtest: {where}: {reason} ({OUTCOME[self.on_error]})\n")

@@ -63,7 +63,7 @@ from agkit.exec.venue import (
     to_decimal,
 )
 from agkit.portfolio import taker_fee
-from agkit.records import MAX_SIZE
+from agkit.records import MAX_SIZE, MIN_TICK
 from agkit.venues.polymarket.amounts import market_price
 
 LOT = Decimal("0.01")
@@ -85,9 +85,9 @@ def lots(x: float) -> Decimal:
 
 
 def _tick(tick: Any) -> Decimal:
-    """A book's tick size as a Decimal; ValueError if it is not a number in (0, 1)."""
-    if type(tick) not in (float, int) or not 0 < tick < 1:
-        raise ValueError(f"tick size {tick!r} is not a number in (0, 1)")
+    """A book's tick size as a Decimal; ValueError if it is not a number in [MIN_TICK, 1)."""
+    if type(tick) not in (float, int) or not MIN_TICK <= tick < 1:
+        raise ValueError(f"tick size {tick!r} is not a number in [{MIN_TICK:g}, 1)")
     return to_decimal(tick)
 
 

@@ -99,6 +99,14 @@ def _num(value: Any, what: str, hi: float = _INF) -> float:
     raise BadEvent(f"{what} out of range: {value!r}")
 
 
+def _price(value: Any, what: str = "price") -> float:
+    return _num(value, what, 1.0)
+
+
+def _size(value: Any, what: str = "size") -> float:
+    return _num(value, what, MAX_SIZE)
+
+
 def _str(ev: dict[str, Any], key: str) -> str:
     value = ev.get(key)
     if not isinstance(value, str) or not value:
@@ -112,9 +120,9 @@ def _levels(raw: Any, what: str) -> list[tuple[float, float]]:
     out = []
     for lv in raw:
         if isinstance(lv, dict):
-            out.append((_num(lv.get("price"), f"{what} price", 1.0), _num(lv.get("size"), f"{what} size", MAX_SIZE)))
+            out.append((_price(lv.get("price"), f"{what} price"), _size(lv.get("size"), f"{what} size")))
         elif isinstance(lv, list) and len(lv) == 2:
-            out.append((_num(lv[0], f"{what} price", 1.0), _num(lv[1], f"{what} size", MAX_SIZE)))
+            out.append((_price(lv[0], f"{what} price"), _size(lv[1], f"{what} size")))
         else:
             raise BadEvent(f"bad {what} level {lv!r}")
     return out
@@ -332,9 +340,9 @@ class Normalizer:
         min_size = ev.get("min_order_size")
         meta = self._meta(asset, market)
         if tick is not None:
-            meta.tick_size = _num(tick, "tick_size", 1.0)
+            meta.tick_size = _price(tick, "tick_size")
         if min_size is not None:
-            meta.min_size = _num(min_size, "min_order_size", MAX_SIZE)
+            meta.min_size = _size(min_size, "min_order_size")
         book = self.books.get(asset)
         if book is None:
             book = self.books[asset] = L2Book(self.depth)
@@ -360,8 +368,8 @@ class Normalizer:
                     (
                         _str(ch, "asset_id"),
                         _side(ch.get("side")),
-                        _num(ch.get("price"), "price", 1.0),
-                        _num(ch.get("size"), "size", MAX_SIZE),
+                        _price(ch.get("price")),
+                        _size(ch.get("size")),
                         h if isinstance(h, str) else None,
                     )
                 )
@@ -375,12 +383,12 @@ class Normalizer:
                 if not isinstance(ch, dict):
                     raise BadEvent(f"bad change {ch!r}")
                 changes.append(
-                    (asset, _side(ch.get("side")), _num(ch.get("price"), "price", 1.0), _num(ch.get("size"), "size", MAX_SIZE), h)
+                    (asset, _side(ch.get("side")), _price(ch.get("price")), _size(ch.get("size")), h)
                 )
         elif "price" in ev:  # legacy single level
             h = ev.get("hash") if isinstance(ev.get("hash"), str) else None
             changes.append(
-                (_str(ev, "asset_id"), _side(ev.get("side")), _num(ev["price"], "price", 1.0), _num(ev.get("size"), "size", MAX_SIZE), h)
+                (_str(ev, "asset_id"), _side(ev.get("side")), _price(ev["price"]), _size(ev.get("size")), h)
             )
         else:
             raise BadEvent("no price_changes, changes or price")
@@ -411,8 +419,8 @@ class Normalizer:
 
     def _trade(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
-        price = _num(ev.get("price"), "price", 1.0)
-        size = _num(ev.get("size"), "size", MAX_SIZE)
+        price = _price(ev.get("price"))
+        size = _size(ev.get("size"))
         side = "buy" if _side(ev.get("side")) else "sell"
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
         meta = self._meta(asset, market)
@@ -438,11 +446,11 @@ class Normalizer:
 
     def _tick(self, ev: dict[str, Any], ts: int, now: int) -> list[Out]:
         asset = _str(ev, "asset_id")
-        new = _num(ev.get("new_tick_size"), "new_tick_size", 1.0)
+        new = _price(ev.get("new_tick_size"), "new_tick_size")
         market = ev.get("market") if isinstance(ev.get("market"), str) else None
         meta = self._meta(asset, market)
         old_raw = ev.get("old_tick_size")
-        old = _num(old_raw, "old_tick_size", 1.0) if old_raw is not None else meta.tick_size
+        old = _price(old_raw, "old_tick_size") if old_raw is not None else meta.tick_size
         if new <= 0:
             raise BadEvent("new_tick_size must be positive")
         meta.tick_size = new

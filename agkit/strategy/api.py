@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from agkit.clock import MAX_TS_US, EventClock
 from agkit.errors import InvalidRecord
 from agkit.portfolio import Portfolio
-from agkit.records import MAX_SIZE, metric_record
+from agkit.records import MAX_SIZE, MIN_TICK, metric_record
 from agkit.stage import Context, Out, Rec, Stage, Timer
 from agkit.strategy.params import NoParams, parse_params
 
@@ -60,7 +60,6 @@ ORDER_EVENTS = frozenset(
 TERMINAL_EVENTS = frozenset({"order_rejected", "order_canceled", "order_expired", "order_denied"})
 MARKET_TYPES = frozenset({"book", "trade", "market_resolved", "tick_size_changed"})
 EPS = 1e-9
-MIN_TICK = 1e-6  # Polymarket's finest is 0.0001
 
 
 def snap(price: float, tick: float, mode: str = "nearest") -> float:
@@ -79,6 +78,20 @@ def snap(price: float, tick: float, mode: str = "nearest") -> float:
     if units:  # an exact integer division: the same double as round(), without its cost
         return k * units / scale
     return round(k * tick, decimals)
+
+
+def _best(levels: list[Any]) -> tuple[float | None, float]:
+    """(price, size) of a side's best level, (None, 0.0) for an empty side; InvalidRecord
+    if it is not a price in [0, 1] and a size in [0, MAX_SIZE]."""
+    if not levels:
+        return None, 0.0
+    price, size = levels[0][0], levels[0][1]
+    # a str or None raises TypeError (a bad record); NaN fails the comparisons
+    if not 0.0 <= price <= 1.0:
+        raise InvalidRecord(f"book: a price outside [0, 1] ({price!r})")
+    if not 0.0 <= size <= MAX_SIZE:
+        raise InvalidRecord(f"book: a size that is negative or over {MAX_SIZE:g} ({size!r})")
+    return price, size
 
 
 def _grid(tick: float) -> tuple[int, int, int]:
@@ -615,16 +628,3 @@ class Noop(Strategy):
     name = "noop"
     description = "forwards everything, never trades"
 
-
-def _best(levels: list[Any]) -> tuple[float | None, float]:
-    """(price, size) of a side's best level, (None, 0.0) for an empty side; InvalidRecord
-    if it is not a price in [0, 1] and a size in [0, MAX_SIZE]."""
-    if not levels:
-        return None, 0.0
-    price, size = levels[0][0], levels[0][1]
-    # a str or None raises TypeError (a bad record); NaN fails the comparisons
-    if not 0.0 <= price <= 1.0:
-        raise InvalidRecord(f"book: a price outside [0, 1] ({price!r})")
-    if not 0.0 <= size <= MAX_SIZE:
-        raise InvalidRecord(f"book: a size that is negative or over {MAX_SIZE:g} ({size!r})")
-    return price, size
