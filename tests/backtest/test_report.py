@@ -3,8 +3,6 @@ and a figure with nothing to measure is null, not 0."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import orjson
 import pytest
 
 import agkit.backtest.engine as eng
-from agkit.backtest.engine import BacktestConfig, run_backtest
+from agkit.backtest.engine import BacktestConfig, Curve, run_backtest
 from agkit.backtest.sweep import sort_results
 from agkit.portfolio import Portfolio
 from agkit.strategy.api import Strategy
@@ -32,20 +30,24 @@ class BuyOnce(Strategy):
             self.quote(YES, "buy", book["asks"][0][0], 10.0, tif="FAK")
 
 
-@contextmanager
-def strategy(stage: Strategy) -> Iterator[None]:
+def buy_once(recs: list[dict[str, Any]], **cfg: Any) -> tuple[dict[str, Any], Curve, list[dict[str, Any]]]:
+    """A backtest of `recs` with BuyOnce as the strategy and 100 USDC: (result, the
+    equity curve, every output record)."""
     orig = eng.build_stages
 
-    def stages(cfg: BacktestConfig) -> Any:
-        st, i = orig(cfg)
-        st[0] = stage
+    def stages(c: BacktestConfig) -> Any:
+        st, i = orig(c)
+        st[0] = BuyOnce()
         return st, i
 
+    out: list[dict[str, Any]] = []
     eng.build_stages = stages  # type: ignore[assignment]
     try:
-        yield
+        res, curve = run_backtest(BacktestConfig(data=(), strategy="noop", initial_cash=100.0, **cfg),
+                                  records=recs, sink=out.append)
     finally:
         eng.build_stages = orig  # type: ignore[assignment]
+    return res, curve, out
 
 
 def path_drawdown(out: list[dict[str, Any]], cash: float) -> tuple[float, float, float]:
@@ -77,10 +79,7 @@ def test_a_fall_and_recovery_between_two_equity_samples_is_the_max_drawdown() ->
     # bought at 0.30; 10 s later the mid is 0.20, 10 s after that 0.31: all inside one
     # 60 s sample interval, so the sampled curve sees only the start and the end
     recs = [*pair(0.28, 0.30), *pair(0.19, 0.21, T0 + 10 * S), *pair(0.30, 0.32, T0 + 20 * S)]
-    out: list[dict[str, Any]] = []
-    with strategy(BuyOnce()):
-        res, curve = run_backtest(BacktestConfig(data=(), strategy="noop", initial_cash=100.0),
-                                  records=recs, sink=out.append)
+    res, curve, out = buy_once(recs)
     assert res["fills"] == 1
     assert curve.equity == [100.0, pytest.approx(100.1)]  # the samples: no fall to see
     worst, worst_pct, longest = path_drawdown(out, 100.0)
@@ -94,10 +93,7 @@ def test_a_fall_and_recovery_between_two_equity_samples_is_the_max_drawdown() ->
 
 def test_a_drawdown_never_recovered_lasts_until_the_end() -> None:
     recs = [*pair(0.28, 0.30), *pair(0.24, 0.26, T0 + 5 * S), *pair(0.20, 0.22, T0 + 125 * S)]
-    out: list[dict[str, Any]] = []
-    with strategy(BuyOnce()):
-        res, _ = run_backtest(BacktestConfig(data=(), strategy="noop", initial_cash=100.0),
-                              records=recs, sink=out.append)
+    res, _, out = buy_once(recs)
     worst, _, longest = path_drawdown(out, 100.0)
     assert res["max_drawdown"] == pytest.approx(worst) == pytest.approx(10 * (0.30 - 0.21))
     assert res["max_drawdown_duration_s"] == longest == 120.0
@@ -152,9 +148,7 @@ def test_figures_with_nothing_to_measure_are_null_not_zero(tmp_path: Path) -> No
 def test_a_run_without_losses_has_no_sortino_or_profit_factor() -> None:
     # the mid only rises after the buy: every sampled return is >= 0
     recs = [r for i in range(5) for r in pair(0.28 + 0.02 * i, 0.30 + 0.02 * i, T0 + i * 60 * S)]
-    with strategy(BuyOnce()):
-        res, curve = run_backtest(BacktestConfig(data=(), strategy="noop", initial_cash=100.0),
-                                  records=recs)
+    res, curve, _ = buy_once(recs)
     assert len(curve.equity) >= 4 and curve.equity == sorted(curve.equity)
     assert res["sharpe"] is not None and res["sharpe"] > 0
     assert res["sortino"] is None and res["profit_factor"] is None
@@ -167,11 +161,8 @@ def test_an_annual_growth_rate_needs_a_day_of_data() -> None:
     hour = 3600 * S
     # bought at 0.30, then the mid drifts up and down hour by hour for two days
     recs = [r for h in range(49) for r in pair(0.28 + 0.01 * (h % 5), 0.30 + 0.01 * (h % 5), T0 + h * hour)]
-    cfg = BacktestConfig(data=(), strategy="noop", initial_cash=100.0, sample_s=3600.0)
-    with strategy(BuyOnce()):
-        two_days, curve = run_backtest(cfg, records=recs)
-    with strategy(BuyOnce()):
-        a_day_less_an_hour, _ = run_backtest(cfg, records=[r for r in recs if r["ts_event"] < T0 + 24 * hour])
+    two_days, curve, _ = buy_once(recs, sample_s=3600.0)
+    a_day_less_an_hour, _, _ = buy_once([r for r in recs if r["ts_event"] < T0 + 24 * hour], sample_s=3600.0)
     expected = perf.metrics(perf.returns_from_equity(curve.equity), periods_per_year=8760.0)["cagr"]
     assert two_days["cagr"] == pytest.approx(expected) and two_days["cagr"] is not None
     assert two_days["calmar"] == pytest.approx(expected / two_days["max_drawdown_pct"])
